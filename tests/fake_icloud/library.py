@@ -946,6 +946,8 @@ def _special_assets(rng, scale, hostile, album_names):
     vid = photo("IMG_5004.MOV", minute=7, kind="video", note="video colliding with live MOV")
     vid["original"] = {"uti": "com.apple.quicktime-movie", "size": max(int(50000 * scale), 200), "w": 1920, "h": 1080}
     vid["medium"] = _jpeg(rng, 2000, 4000, scale, 1280, 720)
+    vid["vid_medium"] = {"uti": "public.mpeg-4", "size": max(int(20000 * scale), 200), "w": 1280, "h": 720}
+    vid["vid_small"] = {"uti": "public.mpeg-4", "size": max(int(8000 * scale), 200), "w": 640, "h": 360}
     out.append(vid)
     # Unicode and emoji
     out.append(photo("IMG_\u4e2d\u6587_7409.JPG", minute=8, note="CJK name"))
