@@ -360,6 +360,13 @@ def main(argv=None):
     port = httpd.server_address[1]
     app.port = port
     app.auth = AuthState(app.store, args.hosts, port)
+    # create the CloudKit services up front so their fault hooks are registered
+    if _cloudkit is not None and _library is not None:
+        for acc in [None] + list(app.store.accounts):
+            try:
+                app.service_for(acc, acc is not None and acc.domain == "cn" and args.hosts == "apple")
+            except Exception as e:  # a bad library spec must not stop sign-in tests
+                print("fake iCloud: cannot load library: %s" % e, file=sys.stderr)
     ctl = start_control(app, args.control_port)
     cport = ctl.server_address[1]
 
