@@ -52,8 +52,8 @@ ACCOUNTS = [
 
 
 class Server:
-    def __init__(self, hosts):
-        self.dir = tempfile.mkdtemp(prefix="fakeicloud-")
+    def __init__(self, hosts, reuse_dir=None):
+        self.dir = reuse_dir or tempfile.mkdtemp(prefix="fakeicloud-")
         acc = os.path.join(self.dir, "accounts.json")
         with open(acc, "w") as f:
             json.dump(ACCOUNTS, f)
@@ -75,13 +75,14 @@ class Server:
     def ctl(self, method, path, body=None):
         return fc.control(self.cport, method, path, body)
 
-    def stop(self):
+    def stop(self, keep=False):
         self.proc.terminate()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 SRV = None
@@ -635,6 +636,35 @@ class TestFaults(unittest.TestCase):
         self.assertNotIn(PW, text)
         self.assertNotIn(c.sd["session_token"], text)
         self.assertNotIn(c.sd["scnt"], text)
+
+
+class TestRestart(unittest.TestCase):
+    def test_sessions_and_trust_survive_a_restart(self):
+        s1 = Server("localhost")
+        try:
+            c = s1.client("dev@example.com")
+            self.assertTrue(c.full_2fa(PW, "123456").json()["hsaTrustedBrowser"])
+            with open(os.path.join(s1.dir, "state", "ca.pem")) as f:
+                ca1 = f.read()
+            st = os.stat(os.path.join(s1.dir, "state", "auth-state.json"))
+            self.assertEqual(st.st_mode & 0o777, 0o600)
+            s1.stop(keep=True)
+            s2 = Server("localhost", reuse_dir=s1.dir)
+            s1 = s2
+            with open(s2.ca) as f:
+                self.assertEqual(f.read(), ca1)   # same CA: saved clients keep trusting it
+            c.port = s2.port
+            r = c.validate()
+            self.assertEqual(r.status, 200)
+            self.assertTrue(r.json()["hsaTrustedBrowser"])
+            c2 = s2.client("dev@example.com")
+            c2.sd["trust_token"] = c.sd["trust_token"]
+            _, r = c2.signin(PW)
+            self.assertEqual(r.status, 200)
+            s2.ctl("POST", "/expire_sessions")
+            self.assertEqual(c.validate().status, 421)
+        finally:
+            s1.stop()
 
 
 class TestHostsAndChina(unittest.TestCase):
