@@ -22,6 +22,10 @@ options (all optional, icloudpd flag in brackets):
     existing         {}                     files already present {relpath: size}
     notes            a list; receives (relpath-or-name, reason) for files icloudpd cannot write
 
+Values are (size, mtime) with mtime = floor(assetDate/1000); a name too long
+for the filesystem yields its leftover "<base32>.part" file with mtime None
+(download time).
+
 Raises IcloudpdAbort when a listed record makes icloudpd stop (§6.1-1).
 """
 import base64
@@ -153,9 +157,9 @@ def versions(lib, x, opts):
 
     def res(slot_asset, slot_master):
         if slot_asset and slot_asset in x.res:
-            return x.res[slot_asset]
+            return slot_asset
         if slot_master and slot_master in x.res:
-            return x.res[slot_master]
+            return slot_master
         return None
 
     if kind == "movie":
@@ -169,18 +173,20 @@ def versions(lib, x, opts):
         live = {"original": res(None, "live"), "medium": res(None, "vid_medium"),
                 "thumb": res(None, "vid_small")}
     out = {}
-    for size, r in table.items():
-        if r is None:
+    for size, slot in table.items():
+        if slot is None:
             continue
+        r = x.res[slot]
         name = version_name(base, r.uti, kind, opts)
         if size in ("medium", "thumb"):
             name = add_suffix("-" + size, name)               # §6.2 size suffix
-        out[size] = [name, r.size]
+        out[size] = [name, r.size, lib.checksum(x, slot)]
     lv = {}
-    for size, r in live.items():
-        if r is None:
+    for size, slot in live.items():
+        if slot is None:
             continue
-        lv[size] = [version_name(base, r.uti, kind, opts), r.size]
+        r = x.res[slot]
+        lv[size] = [version_name(base, r.uti, kind, opts), r.size, lib.checksum(x, slot)]
     return kind, base, out, lv
 
 
@@ -261,7 +267,7 @@ def expected_icloudpd_tree(lib, options=None):
         mtime = x.asset_date // 1000                          # §5.4 mtime = floor(assetDate/1000)
         chosen = disambiguate(vers, sizes)
 
-        def place(name, size, allow_original_fallback, dedup=True):
+        def place(name, size, checksum, allow_original_fallback):
             path = posixpath.join(ddir, name) if ddir else name
             exists = path in files
             orig_path = None
@@ -277,8 +283,15 @@ def expected_icloudpd_tree(lib, options=None):
             if exists:
                 return
             if any(len(part.encode("utf-8")) > 255 for part in path.split("/")):
+                # §5.2: the body lands in <base32(b64decode(fileChecksum))>.part,
+                # the rename to the too-long name fails and the .part stays
+                # (seen with icloudpd 1.32.2); its mtime is the download time.
+                part = base64.b32encode(base64.b64decode(checksum)).decode() + ".part"
+                ppath = posixpath.join(ddir, part) if ddir else part
                 if notes is not None:
-                    notes.append((path, "name longer than 255 bytes: icloudpd cannot write it"))
+                    notes.append((path, "name longer than 255 bytes: icloudpd cannot write it; leaves " + ppath))
+                files[ppath] = size
+                tree[ppath] = (size, None)
                 return
             files[path] = size
             tree[path] = (size, mtime)
@@ -291,13 +304,13 @@ def expected_icloudpd_tree(lib, options=None):
                 if "original" in sizes:
                     continue
                 ds = "original"
-            name, size = chosen[ds]
-            place(name, size, ds == "original")
+            name, size, checksum = chosen[ds]
+            place(name, size, checksum, ds == "original")
         if not opts.get("skip_live_photos"):                   # §6.5 live-photo video
             lps = opts.get("live_photo_size", "original")
             if lps in live:
-                name, size = live[lps]
+                name, size, checksum = live[lps]
                 if lps != "original":
                     name = add_suffix("-" + lps, name)
-                place(name, size, False)
+                place(name, size, checksum, False)
     return tree

@@ -319,7 +319,10 @@ class ExpectedTree(unittest.TestCase):
         lib = one_asset_lib(filename="\u00e9" * 145 + "_long.JPG")
         self.assertEqual(set(self.tree(lib)), {"2018/07/31/_long.JPG"})
         notes = []
-        self.assertEqual(self.tree(lib, keep_unicode=True, notes=notes), {})
+        t = self.tree(lib, keep_unicode=True, notes=notes)
+        part = base64.b32encode(base64.b64decode(lib.master_name(lib.assets[0]))).decode() + ".part"
+        self.assertEqual(t, {"2018/07/31/" + part: (5000, None)})
+        self.assertTrue(part.endswith("======.part"))
         self.assertEqual(len(notes), 1)
 
     def test_generated_library_tree(self):
