@@ -1,0 +1,93 @@
+#!/bin/bash
+# The test command: install what is missing, build a release build with
+# --werror and a debug build with ASan/UBSan, run every test suite in both
+# (meson test -v, so Check's own summary lines reach the log), and end with
+# one line "N passed, M failed".  Exit non-zero when anything failed.
+set -u
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=${ICPD_TEST_JOBS:-2}
+
+bash tests/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0 failed=0 skipped=0
+
+# Add the counts of one `meson test` run (read from its JSON log).
+count() { # build dir [log name]
+	local log=$1/meson-logs/${2:-testlog}.json r
+	[ -f "$log" ] || { failed=$((failed + 1)); return; }
+	while read -r r; do
+		case $r in
+		OK | EXPECTEDFAIL) passed=$((passed + 1)) ;;
+		SKIP) skipped=$((skipped + 1)) ;;
+		*) failed=$((failed + 1)) ;;
+		esac
+	done < <(/usr/bin/python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    line=line.strip()
+    if line: print(json.loads(line)["result"])' "$log")
+}
+
+build() { # dir, meson setup args...
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+	else
+		meson configure "$dir" "$@" >/dev/null 2>&1 || true
+	fi
+	meson compile -C "$dir" -j "$jobs"
+}
+
+# 1. Release build, warnings are errors, every suite.
+if build build-release --buildtype=release --werror -Db_ndebug=true; then
+	rm -f build-release/meson-logs/testlog.json
+	meson test -C build-release -v --num-processes "$jobs" --print-errorlogs
+	count build-release
+else
+	echo "icpd: release build failed"
+	failed=$((failed + 1))
+fi
+
+# 2. Debug build with AddressSanitizer and UndefinedBehaviorSanitizer: every
+#    suite that runs our C code (the fake's own tests and the icloudpd interop
+#    test run no icpd code, so they ran once above).
+if build build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false; then
+	rm -f build-asan/meson-logs/testlog.json
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C build-asan -v --num-processes "$jobs" --print-errorlogs \
+		--no-suite fake --no-suite interop --no-suite deploy
+	count build-asan
+else
+	echo "icpd: sanitizer build failed"
+	failed=$((failed + 1))
+fi
+
+# 3. The unit suite under valgrind (no fork, so valgrind sees the tests).
+if [ -f build-release/build.ninja ]; then
+	echo "== unit tests under valgrind"
+	rm -f build-release/meson-logs/testlog-valgrind.json
+	CK_FORK=no meson test -C build-release --suite unit -v --num-processes "$jobs" \
+		--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet'
+	count build-release testlog-valgrind
+fi
+
+# 4. Static analysis: clang-tidy (.clang-tidy) over every source file.
+echo "== clang-tidy"
+if clang-tidy -p build-release --quiet src/*.c >build-release/clang-tidy.log 2>&1; then
+	passed=$((passed + 1))
+	echo "clang-tidy: no findings"
+else
+	grep -E "error:|warning:" build-release/clang-tidy.log | head -50
+	echo "clang-tidy: FAILED (full log: build-release/clang-tidy.log)"
+	failed=$((failed + 1))
+fi
+
+echo
+echo "release + sanitizer builds (meson tests; Check's per-case lines are above)"
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
