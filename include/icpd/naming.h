@@ -67,10 +67,11 @@ char *naming_base(const struct asset *a, bool keep_unicode, enum file_match_poli
 
 /*
  * §6.2: the file name of one version of an asset with base name B.  kind is
- * the asset's kind; live is true for the live-photo video slots; uti is the
- * version's UTI (may be NULL).  The -medium/-thumb suffix is not added here.
+ * the asset's kind; uti is the version's UTI (may be NULL).  An image (or
+ * unknown) asset's QuickTime version gets the live-photo rule, whichever slot
+ * it is in (as icloudpd).  The -medium/-thumb suffix is not added here.
  */
-char *naming_version(const char *base, enum asset_kind kind, bool live, const char *uti,
+char *naming_version(const char *base, enum asset_kind kind, const char *uti,
 	enum live_mov_policy policy);
 
 /*

@@ -59,9 +59,6 @@ enum plan_skip {
 	PLAN_SKIP_CREATED_AFTER, /* created after --skip-created-after */
 	PLAN_SKIP_HIDDEN,        /* isHidden: icloudpd's listing never shows it */
 	PLAN_SKIP_DELETED,       /* in Recently Deleted, or purged */
-	PLAN_SKIP_FORCE_SIZE,    /* --force-size and a requested size is missing
-	                          * (icloudpd then stops processing the asset;
-	                          * items planned before the missing size stay) */
 	PLAN_SKIP_NO_VERSION,    /* not even the original resource is present */
 };
 
@@ -106,7 +103,10 @@ struct plan_item {
 
 struct plan_result {
 	enum plan_skip skip;    /* PLAN_SKIP_NONE unless the asset was filtered */
-	enum asset_size missing;/* PLAN_SKIP_FORCE_SIZE: the missing size; else SIZE_COUNT */
+	unsigned missing;       /* bit (1u << size) per requested size that the asset
+	                         * lacks and that --force-size skipped (icloudpd logs
+	                         * "<size> size does not exist for <name>. Skipping..."
+	                         * and goes on with the other sizes and the live video) */
 	struct plan_item *items;/* primary files in --size order, then the live video;
 	                         * owned, free with plan_result_release */
 	size_t n;
