@@ -7,7 +7,7 @@ against a private CA): our own test client (fakeclient.py) does SRP + device
 code + 2sv/trust once and gets a trust token; we put only {client_id,
 trust_token} into icloudpd's session file; icloudpd then signs in with its
 own SRP, presenting the trust token, and must get 200 (no second factor).
-The non-2FA account (hsaVersion 0) is signed in by icloudpd alone (412 ->
+(B) The non-2FA account (hsaVersion 0) is signed in by icloudpd alone (412 ->
 repair/complete).  (C) icloudpd does its own 2FA with --mfa-provider webui: we
 POST the code to its web UI (no phone list needed).  Second runs must reuse
 the session through validate.

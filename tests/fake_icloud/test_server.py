@@ -207,6 +207,24 @@ class TestSignIn(unittest.TestCase):
         _, r2 = c.signin(PW, mangle="m2")
         self.assertEqual(r2.status, 401)
 
+    def test_hostile_input(self):
+        c = SRV.client("dev@example.com")
+        for body in (b"not json", b"[]", b'{"a": 5, "accountName": "dev@example.com"}',
+                     b'{"a": "@@@", "accountName": "dev@example.com"}', b'{"accountName": null}'):
+            r = c.request("POST", "idmsa.apple.localhost", "/appleauth/auth/signin/init", body,
+                          {"Content-Type": "application/json"})
+            self.assertEqual(r.status, 400, body)
+        for body in (b"null", b"{}", b'{"c": 1}', b'{"c": "x", "m1": 3}'):
+            r = c.request("POST", "idmsa.apple.localhost", "/appleauth/auth/signin/complete", body)
+            self.assertEqual(r.status, 400, body)
+        for body in (b"garbage", b"[]", b'{"dsWebAuthToken": 1}'):
+            r = c.request("POST", "setup.icloud.localhost", "/setup/ws/1/accountLogin", body)
+            self.assertEqual(r.status, 400, body)
+        r = c.request("POST", "setup.icloud.localhost", "/setup/ws/1/accountLogin", None,
+                      {"Content-Length": str(10 ** 12)})
+        self.assertEqual(r.status, 413)
+        self.assertEqual(c.validate().status, 421)   # still serving
+
     def test_reused_c_is_refused(self):
         c = SRV.client("dev@example.com")
         r1, r2 = c.signin(PW)
