@@ -29,6 +29,7 @@ ACCOUNTS = [
     {"apple_id": "plain@example.com", "password": PW, "iterations": 20064, "hsa_version": 0},
     {"apple_id": "fo@example.com", "password": PW, "iterations": 20064, "protocol": "s2k_fo"},
     {"apple_id": "webui@example.com", "password": PW, "iterations": 20064, "code": "305917"},
+    {"apple_id": "china@example.cn", "password": PW, "iterations": 20064, "hsa_version": 0, "domain": "cn"},
     # salt starting with 0x00: informational (pysrp's OpenSSL backend strips it, section 4.1.1)
     {"apple_id": "zerosalt@example.com", "password": PW, "iterations": 20064, "hsa_version": 0,
      "salt_hex": "00a1b2c3d4e5f60718293a4b5c6d7e8f"},
@@ -261,6 +262,27 @@ def run_checks(w, binary, ready):
     rq = reqs(ctl)
     check("non-2FA account: second run reuses the session via validate",
           rc == 0 and statuses(rq, "/validate") == [200] and not statuses(rq, "/signin/init"))
+
+    # ---- China: --domain cn uses the .com.cn hosts
+    fc.control(ctl, "POST", "/reset_counters")
+    rc, out = icloudpd(w, binary, "china@example.cn", "--auth-only", "--domain", "cn")
+    rq = reqs(ctl)
+    hosts = sorted({e["host"] for e in rq["requests"]})
+    check("--domain cn: icloudpd signs in on the .com.cn hosts",
+          rc == 0 and hosts == ["idmsa.apple.com.cn", "setup.icloud.com.cn"]
+          and statuses(rq, "/accountLogin") == [200], "rc=%d hosts=%s" % (rc, hosts))
+    jar = open(os.path.join(cookies, "chinaexamplecn")).read()
+    check("--domain cn: session cookies for .icloud.com.cn", "domain=.icloud.com.cn;" in jar)
+    fc.control(ctl, "POST", "/reset_counters")
+    rc, out = icloudpd(w, binary, "china@example.cn", "--auth-only", "--domain", "cn")
+    rq = reqs(ctl)
+    check("--domain cn: second run reuses the session via validate",
+          rc == 0 and statuses(rq, "/validate") == [200] and not statuses(rq, "/signin/init"))
+    fc.control(ctl, "POST", "/reset_counters")
+    rc, out = icloudpd(w, binary, "plain@example.com", "--auth-only", "--domain", "cn",
+                       "--cookie-directory", os.path.join(w, "cookies-wrong-region"))
+    check("a com account with --domain cn: icloudpd reports Apple's domainToUse",
+          "Apple insists on using iCloud.com" in out, "rc=%d" % rc)
 
     # ---- s2k_fo account: icloudpd's SRP with the other protocol (reaches 409)
     fc.control(ctl, "POST", "/reset_counters")
