@@ -591,6 +591,21 @@ class Changes(unittest.TestCase):
         self.assertEqual(r["records"][0]["serverErrorCode"], "CONFLICT")
 
 
+class Lookup(unittest.TestCase):
+    def test_lookup_refreshes_urls(self):
+        lib, svc = make(45, 12)
+        x = lib.index((0, "all"))[0]
+        lib.now_ms = NOW + 7200 * 1000
+        st, b, _ = post(svc, "private", "records/lookup", {"records": [{"recordName": x.uuid},
+                        {"recordName": lib.master_name(x)}, {"recordName": "nope"}], "zoneID": {"zoneName": "PrimarySync"}})
+        self.assertEqual([r.get("recordType") for r in b["records"]], ["CPLAsset", "CPLMaster", None])
+        self.assertEqual(b["records"][2]["serverErrorCode"], "NOT_FOUND")
+        url = b["records"][1]["fields"]["resOriginalRes"]["value"]["downloadURL"]
+        self.assertIn("&e=%d&" % (NOW // 1000 + 7200 + 3600), url)
+        r, data = get(svc, url)
+        self.assertEqual((r.status, len(data)), (200, x.res["original"].size))
+
+
 class Downloads(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
