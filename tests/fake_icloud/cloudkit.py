@@ -575,11 +575,12 @@ class CloudKitService:
             "burstFlags": _f(0, "INT64"),
             "vidComplVisibilityState": _f(0, "INT64"),
         }
-        if "live" in x.res:
-            f["vidComplDurValue"] = _f(2768333333, "INT64")
-            f["vidComplDurScale"] = _f(1000000000, "INT64")
-            f["vidComplDispValue"] = _f(1200880290, "INT64")
-            f["vidComplDispScale"] = _f(1000000000, "INT64")
+        # present on every recorded CPLAsset; zero unless there is a live video
+        live = "live" in x.res
+        f["vidComplDurValue"] = _f(2768333333 if live else 0, "INT64")
+        f["vidComplDurScale"] = _f(1000000000 if live else 0, "INT64")
+        f["vidComplDispValue"] = _f(1200880290 if live else 0, "INT64")
+        f["vidComplDispScale"] = _f(1000000000 if live else 0, "INT64")
         if x.deleted:
             f["isDeleted"] = _f(1, "INT64")
             f["isExpunged"] = _f(0, "INT64")
