@@ -166,7 +166,7 @@ static int create_key_file(const char *path, uint8_t *key)
 {
 	char *hex = secret_alloc(2 * SECRET_KEY_BYTES + 2);
 	size_t len = 2 * SECRET_KEY_BYTES + 1;
-	int fd = -1, err = 0;
+	int fd, err = 0;
 
 	randombytes_buf(key, SECRET_KEY_BYTES);
 	sodium_bin2hex(hex, 2 * SECRET_KEY_BYTES + 1, key, SECRET_KEY_BYTES);
@@ -185,18 +185,15 @@ static int create_key_file(const char *path, uint8_t *key)
 		err = error_set(ICPD_ESTORAGE, "cannot write key file '%s': %s", path,
 			strerror(errno));
 		close(fd);
-		fd = -1;
 		unlink(path);
 		goto done;
 	}
 	if (close(fd) != 0) {
-		fd = -1;
 		err = error_set(ICPD_ESTORAGE, "cannot write key file '%s': %s", path,
 			strerror(errno));
 		unlink(path);
 		goto done;
 	}
-	fd = -1;
 	log_warn("created the session key file '%s': anyone who can read that directory can "
 		 "read the session; use --secret-key-file (a Kubernetes Secret) to keep the key "
 		 "elsewhere",

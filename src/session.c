@@ -414,7 +414,6 @@ static time_t cookie_expiry(const char *lines, const char *name)
 			f[nf++] = q;
 			q = memchr(q, '\t', (size_t)(end - q));
 			if (!q) {
-				q = end;
 				break;
 			}
 			q++;
@@ -558,7 +557,7 @@ static int sbuf_dump(const char *data, size_t n, void *arg)
 {
 	struct sbuf *b = arg;
 
-	if (b->len + n + 1 > b->cap) {
+	if (!b->p || b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		char *p;
 
@@ -850,27 +849,38 @@ static bool field_ok(const char *s, bool allow_space)
 	return true;
 }
 
+static int digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			return -1;
+		}
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
 /* "YYYY-MM-DD hh:mm:ssZ" (Python's time2isoz) to epoch seconds. */
 static int parse_isoz(const char *s, long long *out)
 {
-	int y, mo, d, h, mi, se, n = 0;
+	int y, mo, d, h, mi, se;
 	struct tm tm;
 	time_t t;
 
-	if (strlen(s) != 20 ||
-		sscanf(s, "%4d-%2d-%2d %2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &se, &n) != 6 ||
-		n != 20) {
+	if (strlen(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' ||
+		s[16] != ':' || s[19] != 'Z') {
 		return -1;
 	}
-	for (int i = 0; i < 19; i++) {
-		bool digit_pos = i != 4 && i != 7 && i != 10 && i != 13 && i != 16;
-
-		if (digit_pos && !isdigit((unsigned char)s[i])) {
-			return -1;
-		}
-	}
-	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-		se > 60) {
+	y = digits(s, 4);
+	mo = digits(s + 5, 2);
+	d = digits(s + 8, 2);
+	h = digits(s + 11, 2);
+	mi = digits(s + 14, 2);
+	se = digits(s + 17, 2);
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+		mi > 59 || se < 0 || se > 60) {
 		return -1;
 	}
 	memset(&tm, 0, sizeof(tm));
