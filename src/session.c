@@ -17,6 +17,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -785,12 +786,62 @@ void session_close(struct session *s)
 
 /* --- cookies between the session and libcurl --------------------------------------- */
 
+/* The expiry field of one Netscape line, or -1 when it has none. */
+static long long line_expiry(const char *p, size_t n)
+{
+	const char *end = p + n;
+	long long v = 0;
+
+	for (int field = 0; field < 4; field++) {
+		p = memchr(p, '\t', (size_t)(end - p));
+		if (!p) {
+			return -1;
+		}
+		p++;
+	}
+	if (p == end || *p < '0' || *p > '9') {
+		return -1;
+	}
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (v > (LLONG_MAX - 9) / 10) {
+			return -1;
+		}
+		v = v * 10 + (*p - '0');
+	}
+	return v;
+}
+
+/*
+ * Hand the cookies to libcurl, leaving out the ones that expired (libcurl
+ * keeps expired cookies that are added as lines, and icloudpd saved them).
+ */
 int session_load_cookies(struct session *s, struct http_client *http)
 {
-	if (!s->cookies || !*s->cookies) {
+	struct sbuf live = { NULL, 0, 0 };
+	time_t now = time(NULL);
+	int err;
+
+	for (const char *p = s->cookies; p && *p;) {
+		const char *end = strchr(p, '\n');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		long long exp = line_expiry(p, n);
+
+		bool session_cookie = exp == 0, live_cookie = exp >= (long long)now;
+		bool comment = exp < 0 && *p == '#';
+
+		/* expired cookies and malformed lines stay out */
+		if (session_cookie || live_cookie || comment) {
+			sbuf_dump(p, n, &live);
+			sbuf_dump("\n", 1, &live);
+		}
+		p += n + (end ? 1 : 0);
+	}
+	if (!live.p) {
 		return 0;
 	}
-	return http_cookies_import(http, s->cookies);
+	err = http_cookies_import(http, live.p);
+	secret_free(live.p);
+	return err;
 }
 
 int session_store_cookies(struct session *s, struct http_client *http)
