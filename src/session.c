@@ -859,25 +859,37 @@ int session_store_cookies(struct session *s, struct http_client *http)
 
 /* --- icloudpd's LWP cookie jar ------------------------------------------------------ */
 
+/* Fields point into the parse's scratch buffer (secret memory). */
 struct lwp_cookie {
-	char *name;   /* secret memory, all of them */
-	char *value;
-	char *domain;
-	char *path;
-	char *expires;
+	const char *name;
+	const char *value;
+	const char *domain;
+	const char *path;
+	const char *expires;
 	bool secure;
 	bool discard;
 	bool httponly;
 };
 
-static void lwp_cookie_clear(struct lwp_cookie *c)
+/* Bump allocator over one secret buffer, reset for every line. */
+struct scratch {
+	char *p;
+	size_t used;
+	size_t cap;
+};
+
+static char *scratch_copy(struct scratch *sc, const char *s, size_t n)
 {
-	secret_free(c->name);
-	secret_free(c->value);
-	secret_free(c->domain);
-	secret_free(c->path);
-	secret_free(c->expires);
-	memset(c, 0, sizeof(*c));
+	char *out;
+
+	if (n + 1 > sc->cap - sc->used) {
+		return NULL; /* cannot happen: the buffer holds twice the input */
+	}
+	out = sc->p + sc->used;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	sc->used += n + 1;
+	return out;
 }
 
 /* Python's http.cookiejar token: no whitespace, '=', ';' or ','. */
@@ -954,11 +966,18 @@ static int parse_isoz(const char *s, long long *out)
  * pairs, the first being the cookie's name and value; values are tokens or
  * double-quoted with backslash escapes.  Returns 0 or -1 with *why set.
  */
-static int lwp_parse_line(const char *p, const char *end, struct lwp_cookie *c, const char **why)
+static int lwp_parse_line(const char *p, const char *end, struct lwp_cookie *c,
+	struct scratch *sc, const char **why)
 {
 	bool first = true;
-	char *val = secret_alloc((size_t)(end - p) + 1);
+	char *val = sc->p + sc->used; /* the value is unescaped here, then kept or dropped */
 	int rc = -1;
+
+	if ((size_t)(end - p) + 1 > sc->cap - sc->used) {
+		*why = "line too long";
+		return -1;
+	}
+	sc->used += (size_t)(end - p) + 1;
 
 	while (p < end) {
 		const char *k, *k_end;
@@ -1034,17 +1053,14 @@ static int lwp_parse_line(const char *p, const char *end, struct lwp_cookie *c, 
 #define KEY_IS(lit) ((size_t)(k_end - k) == strlen(lit) && strncasecmp(k, lit, strlen(lit)) == 0)
 		if (first) {
 			first = false;
-			c->name = secret_strndup(k, (size_t)(k_end - k));
-			c->value = secret_strndup(val, vlen);
+			c->name = scratch_copy(sc, k, (size_t)(k_end - k));
+			c->value = scratch_copy(sc, val, vlen);
 		} else if (KEY_IS("domain") && has_value) {
-			secret_free(c->domain);
-			c->domain = secret_strndup(val, vlen);
+			c->domain = scratch_copy(sc, val, vlen);
 		} else if (KEY_IS("path") && has_value) {
-			secret_free(c->path);
-			c->path = secret_strndup(val, vlen);
+			c->path = scratch_copy(sc, val, vlen);
 		} else if (KEY_IS("expires") && has_value) {
-			secret_free(c->expires);
-			c->expires = secret_strndup(val, vlen);
+			c->expires = scratch_copy(sc, val, vlen);
 		} else if (KEY_IS("secure")) {
 			c->secure = true;
 		} else if (KEY_IS("discard")) {
@@ -1060,9 +1076,12 @@ static int lwp_parse_line(const char *p, const char *end, struct lwp_cookie *c, 
 		*why = "no cookie";
 		goto done;
 	}
+	if (!c->name || !c->value) {
+		*why = "line too long";
+		goto done;
+	}
 	rc = 0;
 done:
-	secret_free(val);
 	return rc;
 }
 
@@ -1102,7 +1121,10 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 	static const char magic[] = "#LWP-Cookies-2.0";
 	static const char prefix[] = "Set-Cookie3:";
 	size_t pos = 0, lineno = 0, start_len = netscape_out->len, count = 0;
+	struct scratch sc = { NULL, 0, 0 };
+	const char *why = NULL;
 	bool header = false;
+	int err = 0;
 
 	if (len > IMPORT_FILE_MAX) {
 		return error_set(ICPD_EPROTO, "cookie jar is too large");
@@ -1113,8 +1135,8 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 	/* one allocation for the output, so growing leaves no copies behind */
 	if (netscape_out->cap < netscape_out->len + 2 * len + 256) {
 		char *pad = xcalloc(1, 2 * len + 256);
-		int err = buf_add(netscape_out, pad, 2 * len + 256);
 
+		err = buf_add(netscape_out, pad, 2 * len + 256);
 		free(pad);
 		if (err) {
 			return error_set(ICPD_EPROTO, "cookie jar is too large");
@@ -1122,12 +1144,13 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 		netscape_out->len = start_len;
 		netscape_out->data[start_len] = '\0';
 	}
+	sc.cap = 2 * len + 16;
+	sc.p = secret_alloc(sc.cap);
 	while (pos < len) {
 		const char *line = text + pos;
 		const char *nl = memchr(line, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - line) : len - pos;
 		struct lwp_cookie c = { 0 };
-		const char *why = NULL;
 
 		pos += n + (nl ? 1 : 0);
 		lineno++;
@@ -1136,7 +1159,7 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 		}
 		if (!header) {
 			if (n < sizeof(magic) - 1 || memcmp(line, magic, sizeof(magic) - 1) != 0) {
-				goto bad_header;
+				break;
 			}
 			header = true;
 			continue;
@@ -1144,27 +1167,31 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 		if (n == 0 || line[0] == '#') {
 			continue;
 		}
+		sc.used = 0;
 		if (n < sizeof(prefix) - 1 || memcmp(line, prefix, sizeof(prefix) - 1) != 0) {
 			why = "not a Set-Cookie3 line";
-		} else if (lwp_parse_line(line + sizeof(prefix) - 1, line + n, &c, &why) == 0) {
+		} else if (lwp_parse_line(line + sizeof(prefix) - 1, line + n, &c, &sc, &why) == 0) {
 			lwp_emit(&c, netscape_out, &why);
 		}
-		lwp_cookie_clear(&c);
 		if (why) {
-			secure_zero(netscape_out->data + start_len, netscape_out->len - start_len);
-			netscape_out->len = start_len;
-			netscape_out->data[start_len] = '\0';
-			return error_set(ICPD_EPROTO, "cookie jar line %zu: %s", lineno, why);
+			break;
 		}
 		count++;
 	}
 	if (!header) {
-		goto bad_header;
+		err = error_set(ICPD_EPROTO, "not an LWP cookie jar (no '#LWP-Cookies-2.0' line)");
+	} else if (why) {
+		err = error_set(ICPD_EPROTO, "cookie jar line %zu: %s", lineno, why);
 	}
-	log_debug("read %zu cookies from an LWP cookie jar", count);
-	return 0;
-bad_header:
-	return error_set(ICPD_EPROTO, "not an LWP cookie jar (no '#LWP-Cookies-2.0' line)");
+	if (err) {
+		secure_zero(netscape_out->data + start_len, netscape_out->len - start_len);
+		netscape_out->len = start_len;
+		netscape_out->data[start_len] = '\0';
+	} else {
+		log_debug("read %zu cookies from an LWP cookie jar", count);
+	}
+	secret_free(sc.p);
+	return err;
 }
 
 /* --- icloudpd import -------------------------------------------------------------- */
