@@ -103,6 +103,7 @@ ok "base image $base present"
 t0=$(now)
 if podman build --pull=never --network=host \
 	-v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro \
+	--ignorefile "$here/containerignore" \
 	-f "$here/Containerfile" -t "$image" "$root" >"$cache/build.log" 2>&1; then
 	ok "podman build $image ($(($(now) - t0)) s; unit tests ran in the build stage: $(grep -Eo '^Ok: +[0-9]+' "$cache/build.log" | tail -1 | tr -s ' '), log $cache/build.log)"
 else
