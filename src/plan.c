@@ -529,6 +529,19 @@ done:
 	return err;
 }
 
+/* The part of a version name's stem that was appended to the base name's
+ * stem ("-thumb", "_HEVC-medium"), kept whole when the name is cut. */
+static size_t appended_len(const char *base, const char *vname)
+{
+	size_t ob = naming_ext_offset(base);
+	size_t ov = naming_ext_offset(vname);
+
+	if (ov < ob || strncmp(base, vname, ob) != 0) {
+		return 0;
+	}
+	return ov - ob;
+}
+
 static bool wants(const struct plan_ctx *ctx, enum asset_size s)
 {
 	for (size_t i = 0; i < ctx->nsizes; i++) {
@@ -709,7 +722,7 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 		if (!v->present) {
 			continue; /* no original at all: PLAN_SKIP_NO_VERSION below */
 		}
-		safe = naming_safe_name(v->name, max);
+		safe = naming_safe_name_keep(v->name, max, appended_len(base, v->name));
 		err = decide(ctx, a, out, folder, safe, s, v->source, s == SIZE_ORIGINAL, false, max);
 		free(safe);
 		if (err < 0) {
@@ -731,7 +744,7 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 			free(name);
 			name = with;
 		}
-		safe = naming_safe_name(name, NAMING_NAME_MAX);
+		safe = naming_safe_name_keep(name, NAMING_NAME_MAX, appended_len(base, name));
 		free(name);
 		err = decide(ctx, a, out, folder, safe, ctx->live_size, ctx->live_size, false, true,
 			NAMING_NAME_MAX);

@@ -904,6 +904,46 @@ START_TEST(test_long_names)
 }
 END_TEST
 
+/* A cut never eats the size suffix: the versions of one long-named asset
+ * keep distinct names. */
+START_TEST(test_long_names_keep_suffixes)
+{
+	char name[400];
+	const char *last;
+
+	memset(name, 'n', 300);
+	memcpy(name + 300, ".HEIC", 6);
+	mk(MASTER_7409, name, HEIC, DATE_7409);
+	ver(SIZE_ORIGINAL, HEIC, 10);
+	ver(SIZE_MEDIUM, JPEG, 5);
+	ver(SIZE_THUMB, JPEG, 2);
+	ver(SIZE_ADJUSTED, HEIC, 11);
+	ver(SIZE_LIVE_MEDIUM, MOV, 3);
+	sizes("original", "thumb", "adjusted");
+	cfg.live_photo_size = LIVE_SIZE_MEDIUM;
+	cfg.xmp_sidecar = true;
+	run();
+	ck_assert_uint_eq(res.n, 4);
+	last = strrchr(res.items[0].path, '/') + 1;
+	ck_assert_uint_eq(strlen(last), 251);
+	ck_assert_str_eq(last + 251 - 5, ".HEIC");
+	last = strrchr(res.items[1].path, '/') + 1;
+	ck_assert_uint_eq(strlen(last), 251);
+	ck_assert_str_eq(last + 251 - 10, "-thumb.JPG");
+	last = strrchr(res.items[2].path, '/') + 1;
+	ck_assert_uint_eq(strlen(last), 251);
+	ck_assert_str_eq(last + 251 - 14, "-adjusted.HEIC");
+	last = strrchr(res.items[3].path, '/') + 1;
+	ck_assert_uint_eq(strlen(last), 255); /* no sidecar for videos */
+	ck_assert_str_eq(last + 255 - 16, "_HEVC-medium.MOV");
+	for (size_t i = 0; i < res.n; i++) {
+		for (size_t j = i + 1; j < res.n; j++) {
+			ck_assert_str_ne(res.items[i].path, res.items[j].path);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_stat_error)
 {
 	asset_7409();
@@ -1021,6 +1061,7 @@ static Suite *plan_suite(void)
 	tcase_add_test(tc, test_metadata_flags);
 	tcase_add_test(tc, test_hostile_names);
 	tcase_add_test(tc, test_long_names);
+	tcase_add_test(tc, test_long_names_keep_suffixes);
 	tcase_add_test(tc, test_stat_error);
 	tcase_add_test(tc, test_until_found);
 	tcase_add_test(tc, test_recent);
