@@ -179,6 +179,27 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 void plan_result_release(struct plan_result *r);
 
 /*
+ * --auto-delete (§9.2): the relative paths where files of an asset that is
+ * in Recently Deleted may lie, for the caller to remove if present (it must
+ * still check that each is a regular file; honour --dry-run).  The union of
+ *   - icloudpd's candidates: every version of the asset (after --align-raw)
+ *     named with the default policy and without Unicode stripping, live
+ *     videos without the -medium/-thumb suffix, adjusted/alternative only
+ *     when --size asks for them (with the -adjusted/-alternative overrides),
+ *     each also with ".xmp";
+ *   - the primary and live-video paths plan_asset gives with the current
+ *     options, so files named under name-id7 or with stripped Unicode are
+ *     found too (icloudpd misses those), primaries also with ".xmp".
+ * Neither includes "-<size>" dedup copies or legacy "-original" names (as
+ * icloudpd).  The asset's hidden/deleted flags and the --skip-* filters are
+ * ignored.  Every path is safe (naming_path_is_safe) and listed once.
+ * *paths: array of n owned strings; free with plan_paths_free.
+ */
+void plan_delete_candidates(const struct plan_ctx *ctx, const struct asset *a, char ***paths,
+	size_t *n);
+void plan_paths_free(char **paths, size_t n);
+
+/*
  * --recent / --until-found bookkeeping (§6.8, §7.1), one per album listing.
  * Before each asset call plan_progress_stop; after plan_asset call
  * plan_progress_update.  --recent counts every listed asset (also those

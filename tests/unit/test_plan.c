@@ -954,6 +954,116 @@ START_TEST(test_stat_error)
 }
 END_TEST
 
+/* ---- §9.2 --auto-delete candidates ---- */
+
+static char **cands;
+static size_t ncands;
+
+static void candidates(void)
+{
+	plan_paths_free(cands, ncands);
+	init_ctx();
+	plan_delete_candidates(&ctx, &a, &cands, &ncands);
+	for (size_t i = 0; i < ncands; i++) {
+		ck_assert_msg(naming_path_is_safe(cands[i]), "unsafe '%s'", cands[i]);
+		for (size_t j = i + 1; j < ncands; j++) {
+			ck_assert_str_ne(cands[i], cands[j]);
+		}
+	}
+}
+
+static bool has(const char *path)
+{
+	for (size_t i = 0; i < ncands; i++) {
+		if (strcmp(cands[i], path) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+START_TEST(test_delete_candidates)
+{
+	mk(MASTER_7409, "IMG_7190.JPG", JPEG, DATE_7409);
+	ver(SIZE_ORIGINAL, JPEG, 100);
+	ver(SIZE_MEDIUM, JPEG, 50);
+	ver(SIZE_THUMB, JPEG, 10);
+	ver(SIZE_ADJUSTED, JPEG, 120);
+	ver(SIZE_LIVE_ORIGINAL, MOV, 300);
+	ver(SIZE_LIVE_MEDIUM, MOV, 200);
+	a.deleted = true; /* it is in Recently Deleted: still named */
+	candidates();
+	/* icloudpd's test expects IMG_7190.JPG and IMG_7190-medium.JPG deleted */
+	ck_assert(has("2018/07/31/IMG_7190.JPG"));
+	ck_assert(has("2018/07/31/IMG_7190.JPG.xmp"));
+	ck_assert(has("2018/07/31/IMG_7190-medium.JPG"));
+	ck_assert(has("2018/07/31/IMG_7190-medium.JPG.xmp"));
+	ck_assert(has("2018/07/31/IMG_7190-thumb.JPG"));
+	ck_assert(has("2018/07/31/IMG_7190.MOV"));
+	ck_assert(has("2018/07/31/IMG_7190.MOV.xmp")); /* icloudpd tries it too */
+	/* adjusted not requested: not deleted; icloudpd's live medium has no suffix */
+	ck_assert(!has("2018/07/31/IMG_7190-adjusted.JPG"));
+	ck_assert(!has("2018/07/31/IMG_7190-medium.MOV"));
+	ck_assert_uint_eq(ncands, 8);
+	/* adjusted requested: with its override name */
+	sizes("original", "adjusted", NULL);
+	candidates();
+	ck_assert(has("2018/07/31/IMG_7190-adjusted.JPG"));
+	ck_assert(has("2018/07/31/IMG_7190-adjusted.JPG.xmp"));
+	/* our own live-medium name is found too */
+	sizes("original", NULL, NULL);
+	cfg.live_photo_size = LIVE_SIZE_MEDIUM;
+	candidates();
+	ck_assert(has("2018/07/31/IMG_7190-medium.MOV"));
+	ck_assert(!has("2018/07/31/IMG_7190-medium.MOV.xmp"));
+	/* HEIC live photo: icloudpd expects IMG_0512_HEVC.MOV */
+	asset_0512();
+	cfg.live_photo_size = LIVE_SIZE_ORIGINAL;
+	candidates();
+	ck_assert(has("2020/11/04/IMG_0512.HEIC"));
+	ck_assert(has("2020/11/04/IMG_0512_HEVC.MOV"));
+	/* movies (icloudpd expects IMG_7406.MOV) and PNGs (IMG_7383.PNG) */
+	mk(MASTER_7409, "IMG_7406.MOV", MOV, DATE_7409);
+	ver(SIZE_ORIGINAL, MOV, 100);
+	ver(SIZE_LIVE_ORIGINAL, MOV, 1); /* movies have no live video */
+	cfg.skip_videos = true;          /* filters do not apply */
+	candidates();
+	ck_assert(has("2018/07/31/IMG_7406.MOV"));
+	ck_assert_uint_eq(ncands, 2);
+	mk(MASTER_7409, "IMG_7383.PNG", "public.png", DATE_7409);
+	ver(SIZE_ORIGINAL, "public.png", 100);
+	candidates();
+	ck_assert(has("2018/07/31/IMG_7383.PNG"));
+	plan_paths_free(cands, ncands);
+	cands = NULL;
+	ncands = 0;
+}
+END_TEST
+
+START_TEST(test_delete_candidates_policies)
+{
+	/* icloudpd deletes by its default-policy, Unicode-kept name; we also find
+	 * the name we gave under name-id7 and stripped Unicode */
+	mk(MASTER_7409, "IMG_中_7409.JPG", JPEG, DATE_7409);
+	ver(SIZE_ORIGINAL, JPEG, 100);
+	cfg.file_match_policy = MATCH_NAME_ID7;
+	candidates();
+	ck_assert(has("2018/07/31/IMG_中_7409.JPG"));
+	ck_assert(has("2018/07/31/IMG__7409_QVk2Yyt.JPG"));
+	ck_assert(has("2018/07/31/IMG__7409_QVk2Yyt.JPG.xmp"));
+	ck_assert_uint_eq(ncands, 4);
+	/* hostile name: still inside the directory */
+	mk(MASTER_7409, "../../x.jpg", JPEG, DATE_7409);
+	ver(SIZE_ORIGINAL, JPEG, 100);
+	cfg.file_match_policy = MATCH_NAME_SIZE_DEDUP;
+	candidates();
+	ck_assert(has("2018/07/31/.._.._x.JPG"));
+	plan_paths_free(cands, ncands);
+	cands = NULL;
+	ncands = 0;
+}
+END_TEST
+
 /* ---- §6.8 --until-found, §7.1 --recent ---- */
 
 START_TEST(test_until_found)
@@ -1063,6 +1173,8 @@ static Suite *plan_suite(void)
 	tcase_add_test(tc, test_long_names);
 	tcase_add_test(tc, test_long_names_keep_suffixes);
 	tcase_add_test(tc, test_stat_error);
+	tcase_add_test(tc, test_delete_candidates);
+	tcase_add_test(tc, test_delete_candidates_policies);
 	tcase_add_test(tc, test_until_found);
 	tcase_add_test(tc, test_recent);
 	suite_add_tcase(s, tc);
