@@ -10,6 +10,7 @@
 #include "icpd/commands.h"
 #include "icpd/config.h"
 #include "icpd/error.h"
+#include "icpd/http.h"
 #include "icpd/log.h"
 #include "icpd/version.h"
 #include "icpd/banned.h"
@@ -88,6 +89,10 @@ int main(int argc, char **argv)
 	const struct command *cmd;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (http_global_init()) {
+		fprintf(stderr, "icpd: %s\n", error_message());
+		return EXIT_INTERNAL;
+	}
 	if (argc < 2 || is_help(argv[1])) {
 		commands_print_overview(argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : 0;
