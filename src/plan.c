@@ -16,6 +16,10 @@
 #include "icpd/util.h"
 #include "icpd/banned.h"
 
+/* 0001-01-01 and 10000-01-01 UTC: the range of Python's datetime. */
+#define MIN_DATE_S (-62135596800LL)
+#define MAX_DATE_S 253402300800LL
+
 /* Room kept for the ".xmp" sidecar name next to a primary file. */
 #define XMP_SUFFIX_LEN 4
 
@@ -507,6 +511,10 @@ static int decide(const struct plan_ctx *ctx, const struct asset *a, struct plan
 	it->size = v->size;
 	if (a->asset_date != INT64_MIN) {
 		it->mtime = a->asset_date / 1000 - (a->asset_date % 1000 < 0 ? 1 : 0);
+		/* outside Python's years 1..9999 icloudpd uses the epoch */
+		if (it->mtime < MIN_DATE_S || it->mtime >= MAX_DATE_S) {
+			it->mtime = 0;
+		}
 	}
 	if (live) {
 		it->flags |= PLAN_F_LIVE;
