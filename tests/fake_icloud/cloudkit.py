@@ -127,7 +127,7 @@ class CloudKitService:
         self.ck_base = public_base.get("ckdatabasews", "https://p42-ckdatabasews.icloud.com:443")
         self.content_base = public_base.get("content", "https://cvws.icloud-content.com").rstrip("/")
         self.faults = FaultPlan(library.faults)
-        self.lock = threading.RLock()
+        self.lock = library.lock
         self.requests = []          # (db, op, body-json) log for tests
         self.sign_key = hashlib.sha256(b"url-sign" + library.key).digest()
         try:
@@ -169,6 +169,7 @@ class CloudKitService:
             body = {}
         with self.lock:
             self.requests.append((db, op, body))
+            del self.requests[:-1000]
             handler = {
                 "records/query": self._query,
                 "internal/records/query/batch": self._batch,

@@ -359,7 +359,21 @@ def main(argv=None):
     httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
     port = httpd.server_address[1]
     app.port = port
-    app.auth = AuthState(app.store, args.hosts, port)
+    app.auth = AuthState(app.store, args.hosts, port,
+                         state_file=os.path.join(args.state_dir, "auth-state.json"))
+    try:
+        n = app.auth.load()
+        if n:
+            print("fake iCloud: restored %d web sessions from the state dir" % n, file=sys.stderr)
+    except (ValueError, KeyError, OSError) as e:
+        print("fake iCloud: ignoring unreadable auth-state.json: %s" % e, file=sys.stderr)
+    # create the CloudKit services up front so their fault hooks are registered
+    if _cloudkit is not None and _library is not None:
+        for acc in [None] + list(app.store.accounts):
+            try:
+                app.service_for(acc, acc is not None and acc.domain == "cn" and args.hosts == "apple")
+            except Exception as e:  # a bad library spec must not stop sign-in tests
+                print("fake iCloud: cannot load library: %s" % e, file=sys.stderr)
     ctl = start_control(app, args.control_port)
     cport = ctl.server_address[1]
 
