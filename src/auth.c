@@ -1374,6 +1374,10 @@ static int import_icloudpd(struct auth_ctx *ctx)
 		error_clear();
 		return 0;
 	}
+	if (err == ICPD_ENOTFOUND && !error_message()[0]) {
+		error_set(ICPD_ENOTFOUND, "no icloudpd session for '%s' in '%s'",
+			ctx->cfg->username, dir);
+	}
 	if (err) {
 		return err;
 	}
