@@ -208,7 +208,7 @@ static int from_prompt(const struct config *cfg, FILE *in, FILE *out, char **pw)
 		if (err) {
 			return err;
 		}
-		if (**pw) {
+		if (*pw && **pw) {
 			return 0;
 		}
 		/* an empty line: someone just attached (kubectl attach) and could
@@ -248,7 +248,7 @@ int password_get(const struct config *cfg, bool may_prompt, FILE *in, FILE *out,
 	if (err) {
 		return err;
 	}
-	if (!pw[0]) {
+	if (!pw || !pw[0]) {
 		secret_free(pw);
 		return error_set(ICPD_EUSAGE, "the password from %s is empty", source);
 	}
