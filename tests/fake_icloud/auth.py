@@ -229,14 +229,15 @@ class AuthState:
 
     def cookie_domain(self, req):
         if self.hosts_mode == "localhost":
-            return ".localhost"
+            # not ".localhost": libcurl (with libpsl) refuses a cookie for a bare TLD
+            return ".icloud.localhost"
         return ".icloud.com.cn" if self.is_cn(req) else ".icloud.com"
 
     def base_url(self, service, cn, partition=42):
         port = "" if self.port == 443 else ":%d" % self.port
         if self.hosts_mode == "localhost":
-            host = {"ckdatabasews": "p%d-ckdatabasews.localhost" % partition,
-                    "content": "cvws.localhost"}[service]
+            host = {"ckdatabasews": "p%d-ckdatabasews.icloud.localhost" % partition,
+                    "content": "cvws.icloud-content.localhost"}[service]
         else:
             suffix = ".cn" if cn else ""
             host = {"ckdatabasews": "p%d-ckdatabasews.icloud.com%s" % (partition, suffix),
@@ -476,7 +477,7 @@ class AuthState:
         h.append(("X-Apple-Auth-Attributes", _tok("attr-", 12)))
         h.append(("Set-Cookie", "aasp=%s; Domain=%s; Path=/; Secure; HttpOnly" % (
             self._aasp(conv), "idmsa.apple.com.cn" if self.is_cn(req) else (
-                "idmsa.localhost" if self.hosts_mode == "localhost" else "idmsa.apple.com"))))
+                "idmsa.apple.localhost" if self.hosts_mode == "localhost" else "idmsa.apple.com"))))
         if acc.hsa_version == 0:
             conv.needs_repair = True
             self._event("signin_412", apple_id=acc.apple_id)
@@ -726,8 +727,8 @@ class AuthState:
         ck = self.base_url("ckdatabasews", cn, acc.partition)
         sfx = ".cn" if cn else ""
         port = "" if self.port == 443 else ":%d" % self.port
-        setup_host = "setup.localhost" if self.hosts_mode == "localhost" else "setup.icloud.com" + sfx
-        idmsa_host = "idmsa.localhost" if self.hosts_mode == "localhost" else "idmsa.apple.com" + sfx
+        setup_host = "setup.icloud.localhost" if self.hosts_mode == "localhost" else "setup.icloud.com" + sfx
+        idmsa_host = "idmsa.apple.localhost" if self.hosts_mode == "localhost" else "idmsa.apple.com" + sfx
         challenge = ws.challenge()
         ds = {
             "lastName": acc.last_name, "iCDPEnabled": acc.adp, "dsid": acc.dsid,

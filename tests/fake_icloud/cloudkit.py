@@ -49,6 +49,8 @@ class FaultPlan:
         self.lock = threading.Lock()
         self.rules = []
         self.bandwidth = 0
+        self.split_pairs = False       # listing pages: last asset moves to the next page
+        self.changes_scan_limit = 0    # changes/zone: log entries examined per call (0 = default)
         self.counts = {}
         self.fired = []
         self.merge(spec or {})
@@ -64,6 +66,10 @@ class FaultPlan:
                 self.rules.append(dict(r))
             if spec.get("bandwidth") is not None:
                 self.bandwidth = int(spec["bandwidth"])
+            if spec.get("split_pairs") is not None:
+                self.split_pairs = bool(spec["split_pairs"])
+            if spec.get("changes_scan_limit") is not None:
+                self.changes_scan_limit = int(spec["changes_scan_limit"])
 
     def add(self, rule):
         with self.lock:
@@ -74,6 +80,8 @@ class FaultPlan:
             self.rules = []
             self.counts = {}
             self.bandwidth = 0
+            self.split_pairs = False
+            self.changes_scan_limit = 0
 
     def take(self, target, path):
         """Count this request and return the rule that fires, or None."""
@@ -251,7 +259,14 @@ class CloudKitService:
             items = items[::-1]
         page = items[rank:rank + npairs] if rank >= 0 else []
         desired = body.get("desiredKeys")
-        records = [self.render_master(x, desired) for x in page] + [self.render_asset(x, desired) for x in page]
+        apage = page
+        if self.faults.split_pairs and page:
+            # each full page hands its last CPLAsset to the next page (kei
+            # buffers such halves; icloudpd would fail with a KeyError, §3.2)
+            apage = ([items[rank - 1]] if 0 < rank <= len(items) else []) + page
+            if rank + npairs < len(items):
+                apage = apage[:-1]
+        records = [self.render_master(x, desired) for x in page] + [self.render_asset(x, desired) for x in apage]
         out = {"records": records}
         if rank + npairs < len(items):
             out["continuationMarker"] = base64.b64encode(("rank:%d" % (rank + npairs)).encode()).decode()
@@ -384,7 +399,8 @@ class CloudKitService:
                     out.append({"zoneID": self.zone_id(z), "serverErrorCode": "BAD_REQUEST", "reason": str(e)})
                     continue
             limit = max(1, min(int(zreq.get("resultsLimit") or 200), 200))
-            entries, nxt, more = self.lib.changes(z.idx, start, limit)
+            scan = self.faults.changes_scan_limit or 20000
+            entries, nxt, more = self.lib.changes(z.idx, start, limit, scan)
             desired = zreq.get("desiredKeys")
             recs = [self.render_change(e, z, desired) for e in entries]
             out.append({"zoneID": self.zone_id(z), "syncToken": self._zone_token(z, nxt),

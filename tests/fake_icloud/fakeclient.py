@@ -120,7 +120,8 @@ class Client:
 
     def host(self, svc):
         if self.suffix == "localhost":
-            return {"idmsa": "idmsa.localhost", "setup": "setup.localhost", "www": "www.localhost"}[svc]
+            return {"idmsa": "idmsa.apple.localhost", "setup": "setup.icloud.localhost",
+                    "www": "www.icloud.localhost"}[svc]
         cn = ".cn" if self.suffix == "apple-cn" else ""
         return {"idmsa": "idmsa.apple.com" + cn, "setup": "setup.icloud.com" + cn,
                 "www": "www.icloud.com" + cn}[svc]

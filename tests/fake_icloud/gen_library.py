@@ -33,16 +33,19 @@ def main(argv=None):
                                  special=False if a.no_special else None, now=a.now)
     if a.faults:
         spec["faults"] = json.loads(a.faults)
-    # round-trip through the loader so the file is exactly what the fake serves
+    # validate through the loader (bad references raise here, not in the fake)
     lib = library.Library()
     lib._build(spec)
-    text = json.dumps(spec, indent=1, ensure_ascii=False) + "\n"
+    n_assets, n_albums = len(lib.assets), len(lib.albums)
+    del lib
     if a.out == "-":
-        sys.stdout.write(text)
+        json.dump(spec, sys.stdout, indent=1, ensure_ascii=False)
+        sys.stdout.write("\n")
     else:
         with open(a.out, "w", encoding="utf-8") as f:
-            f.write(text)
-    print("wrote %d assets, %d albums" % (len(lib.assets), len(lib.albums)), file=sys.stderr)
+            json.dump(spec, f, indent=1, ensure_ascii=False)   # streamed, not one big string
+            f.write("\n")
+    print("wrote %d assets, %d albums" % (n_assets, n_albums), file=sys.stderr)
     return 0
 
 

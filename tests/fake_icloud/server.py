@@ -341,6 +341,8 @@ def main(argv=None):
     ap.add_argument("--hosts", choices=("apple", "localhost"), default="localhost")
     ap.add_argument("--control-port", type=int, default=0)
     ap.add_argument("--log", default=None, help="JSON-lines request log")
+    ap.add_argument("--certs-only", action="store_true",
+                    help="create the CA and server certificate in the state dir, print the CA path, exit")
     args = ap.parse_args(argv)
     os.makedirs(args.state_dir, exist_ok=True)
     ready = os.path.join(args.state_dir, "ready.json")
@@ -350,6 +352,9 @@ def main(argv=None):
     app = App(args)
     extra = sorted({"p%d-ckdatabasews.localhost" % a.partition for a in app.store.accounts})
     ca, srv_pem, srv_key = certs.make_certs(args.state_dir, extra)
+    if args.certs_only:
+        print(os.path.abspath(ca))
+        return 0
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(srv_pem, srv_key)

@@ -313,6 +313,31 @@ class Listing(unittest.TestCase):
             self.assertEqual(m["zoneID"]["zoneName"], shared)
             self.assertIn("ckz=" + urllib.parse.quote(shared), m["fields"]["resOriginalRes"]["value"]["downloadURL"])
 
+    def test_split_pairs_mode(self):
+        self.svc.faults.merge({"split_pairs": True})
+        try:
+            b = page(self.svc, 0)
+            masters = [r["recordName"] for r in b["records"] if r["recordType"] == "CPLMaster"]
+            refs = [r["fields"]["masterRef"]["value"]["recordName"] for r in b["records"] if r["recordType"] == "CPLAsset"]
+            self.assertEqual(len(masters), 100)
+            self.assertEqual(refs, masters[:99])
+            b2 = page(self.svc, 100)
+            refs2 = [r["fields"]["masterRef"]["value"]["recordName"] for r in b2["records"] if r["recordType"] == "CPLAsset"]
+            self.assertEqual(refs2[0], masters[99])
+            # every asset still arrives exactly once over the whole listing
+            seen, rank = [], 0
+            while True:
+                b = page(self.svc, rank)
+                n = sum(1 for r in b["records"] if r["recordType"] == "CPLMaster")
+                seen += [r["recordName"] for r in b["records"] if r["recordType"] == "CPLAsset"]
+                if not n:
+                    break
+                rank += n
+            want = [x.uuid for x in self.lib.index((0, "all"))]
+            self.assertEqual(seen, want)
+        finally:
+            self.svc.faults.clear()
+
     def test_desired_keys(self):
         b = page(self.svc, 0, desired=["filenameEnc", "assetDate", "masterRef", "resOriginalRes"])
         for r in b["records"]:
@@ -514,6 +539,23 @@ class Changes(unittest.TestCase):
         # an old token still works (tokens are reusable): replays to the same end
         recs2, tok2, _ = self.drain(self.current_token())
         self.assertEqual(recs2, [])
+
+    def test_empty_pages_with_more_coming(self):
+        # examine one log entry per call: entries of the other zone give
+        # empty pages that still say moreComing
+        self.svc.faults.merge({"changes_scan_limit": 1})
+        tok, empties, seen = None, 0, set()
+        for _ in range(2000):
+            z = self.zone_changes(tok)
+            if not z["records"] and z["moreComing"]:
+                empties += 1
+            seen.update(r["recordName"] for r in z["records"])
+            tok = z["syncToken"]
+            if not z["moreComing"]:
+                break
+        self.assertFalse(z["moreComing"])
+        self.assertGreater(empties, 0)
+        self.assertTrue({x.uuid for x in self.lib.assets if x.zone == 0} <= seen)
 
     def test_garbage_tokens(self):
         for bad in ("garbage!!", "AQAAAAAAAwmVf//////////Kd+LphRdKGbpJMSeRX5Td", base64.b64encode(b"\x01" * 33).decode()):

@@ -236,10 +236,10 @@ class TestSignIn(unittest.TestCase):
         self.assertFalse(j["hsaTrustedBrowser"])
         self.assertEqual(j["dsInfo"]["hsaVersion"], 2)
         self.assertTrue(j["dsInfo"]["hasICloudQualifyingDevice"])
-        self.assertEqual(j["webservices"]["ckdatabasews"]["url"], "https://p42-ckdatabasews.localhost:%d" % SRV.port)
+        self.assertEqual(j["webservices"]["ckdatabasews"]["url"], "https://p42-ckdatabasews.icloud.localhost:%d" % SRV.port)
         self.assertIsNotNone(c.jar.get("X-APPLE-WEBAUTH-HSA-LOGIN"))
         # CloudKit refuses a session that still needs the second factor
-        r = c.request("POST", "p42-ckdatabasews.localhost",
+        r = c.request("POST", "p42-ckdatabasews.icloud.localhost",
                       "/database/1/com.apple.photos.cloud/production/private/zones/list?dsid=" + j["dsInfo"]["dsid"], "{}")
         self.assertEqual(r.status, 401)
         # push
@@ -284,7 +284,7 @@ class TestSignIn(unittest.TestCase):
         byname = {s.split("=", 1)[0]: s for s in sc}
         for n in ("X-APPLE-WEBAUTH-USER", "X-APPLE-WEBAUTH-TOKEN", "X-APPLE-DS-WEB-SESSION-TOKEN"):
             self.assertTrue(h_expires(byname[n]), n)
-            self.assertIn("Domain=.localhost", byname[n])
+            self.assertIn("Domain=.icloud.localhost", byname[n])
         for n in ("X-APPLE-WEBAUTH-LOGIN", "X-APPLE-WEBAUTH-VALIDATE", "X-APPLE-UNIQUE-CLIENT-ID"):
             self.assertFalse(h_expires(byname[n]), n)
         self.assertTrue(any(n.startswith("X-APPLE-WEBAUTH-HSA-TRUST") for n in byname))
@@ -324,7 +324,7 @@ class TestSignIn(unittest.TestCase):
         self.assertEqual(r.status, 409)
         c.account_login()
         # HTML phone list (what icloudpd parses), no cookies, like icloudpd's bare requests
-        r = c.request("GET", "idmsa.localhost", "/appleauth/auth",
+        r = c.request("GET", "idmsa.apple.localhost", "/appleauth/auth",
                       headers=c.auth_headers({"Accept": "text/html"}), jar=False)
         self.assertEqual(r.status, 200)
         self.assertTrue(r.header("Content-Type").startswith("text/html"))
@@ -464,7 +464,7 @@ class TestSignIn(unittest.TestCase):
         st, out = SRV.ctl("POST", "/expire_sessions", {"apple_id": "dev@example.com"})
         self.assertGreaterEqual(out["expired"], 1)
         self.assertEqual(c.validate().status, 421)
-        r = c.request("POST", "p42-ckdatabasews.localhost",
+        r = c.request("POST", "p42-ckdatabasews.icloud.localhost",
                       "/database/1/com.apple.photos.cloud/production/private/zones/list", "{}")
         self.assertEqual(r.status, 421)
         _, r = c.signin(PW)   # trust survives session expiry
@@ -538,7 +538,7 @@ class TestModes(unittest.TestCase):
         import server as srvmod
         if srvmod._cloudkit is None:
             self.fail("cloudkit.py missing: cannot check ACCESS_DENIED")
-        r = c.request("POST", "p42-ckdatabasews.localhost",
+        r = c.request("POST", "p42-ckdatabasews.icloud.localhost",
                       "/database/1/com.apple.photos.cloud/production/private/zones/list?dsid=" + j["dsInfo"]["dsid"], "{}")
         self.assertEqual(r.json().get("serverErrorCode"), "ACCESS_DENIED")
 
@@ -549,12 +549,12 @@ class TestModes(unittest.TestCase):
         c = SRV.client("dev@example.com")
         j = c.full_2fa(PW, "123456").json()
         base = "/database/1/com.apple.photos.cloud/production/private/zones/list"
-        r = c.request("POST", "p42-ckdatabasews.localhost", base + "?dsid=" + j["dsInfo"]["dsid"], "{}")
+        r = c.request("POST", "p42-ckdatabasews.icloud.localhost", base + "?dsid=" + j["dsInfo"]["dsid"], "{}")
         self.assertEqual(r.status, 200)
         self.assertIn("zones", r.json())
-        r = c.request("POST", "p42-ckdatabasews.localhost", base + "?dsid=1", "{}")
+        r = c.request("POST", "p42-ckdatabasews.icloud.localhost", base + "?dsid=1", "{}")
         self.assertEqual(r.status, 401)
-        r = c.request("POST", "p42-ckdatabasews.localhost", base, "{}", jar=False)
+        r = c.request("POST", "p42-ckdatabasews.icloud.localhost", base, "{}", jar=False)
         self.assertEqual(r.status, 421)
         self.assertEqual(r.json()["error"], "Missing X-APPLE-WEBAUTH-TOKEN cookie")
 
@@ -638,6 +638,42 @@ class TestFaults(unittest.TestCase):
         self.assertNotIn(c.sd["scnt"], text)
 
 
+class TestLibcurl(unittest.TestCase):
+    """icpd uses libcurl: its cookie engine (with libpsl) must take our cookies."""
+
+    @unittest.skipUnless(shutil.which("curl"), "curl CLI not installed")
+    def test_curl_cookie_engine_carries_the_session_to_cloudkit(self):
+        c = SRV.client("plain@example.com")
+        _, r = c.signin(PW)
+        self.assertEqual(r.status, 412)
+        c.idmsa("POST", "/repair/complete", {})
+        d = tempfile.mkdtemp(prefix="curljar-")
+        try:
+            jar = os.path.join(d, "jar")
+            body = json.dumps({"accountCountryCode": "USA", "dsWebAuthToken": c.sd["session_token"],
+                               "extended_login": True, "trustToken": ""})
+
+            def curl(url, data, *extra):
+                p = subprocess.run(["curl", "-sS", "--cacert", SRV.ca, "-b", jar, "-c", jar, "-X", "POST",
+                                    "--data-binary", data, "-o", os.path.join(d, "out"), "-w", "%{http_code}",
+                                    url] + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+                with open(os.path.join(d, "out"), "rb") as f:
+                    return p.stdout.decode(), f.read()
+
+            code, out = curl("https://setup.icloud.localhost:%d/setup/ws/1/accountLogin" % SRV.port, body)
+            self.assertEqual(code, "200")
+            ck = json.loads(out)["webservices"]["ckdatabasews"]["url"]
+            dsid = json.loads(out)["dsInfo"]["dsid"]
+            with open(jar) as f:
+                self.assertIn("X-APPLE-WEBAUTH-TOKEN", f.read())
+            code, out = curl("https://setup.icloud.localhost:%d/setup/ws/1/validate" % SRV.port, "null")
+            self.assertEqual(code, "200")
+            code, out = curl(ck + "/database/1/com.apple.photos.cloud/production/private/zones/list?dsid=" + dsid, "{}")
+            self.assertEqual(code, "200", out[:200])
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class TestRestart(unittest.TestCase):
     def test_sessions_and_trust_survive_a_restart(self):
         s1 = Server("localhost")
@@ -672,7 +708,9 @@ class TestHostsAndChina(unittest.TestCase):
         c = SRV.client("dev@example.com")
         r = c.request("GET", "localhost", "/")
         self.assertEqual(r.status, 404)
-        r = c.request("GET", "www.localhost", "/")
+        r = c.request("GET", "www.icloud.localhost", "/")
+        self.assertEqual(r.status, 200)
+        r = c.request("GET", "www.localhost", "/")   # short names route too
         self.assertEqual(r.status, 200)
 
     def test_apple_hosts_com(self):
