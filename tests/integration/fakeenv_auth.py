@@ -26,9 +26,7 @@ class Fake:
     hosts="apple" (the default): the fake answers as idmsa.apple.com,
     setup.icloud.com, ... (and the .cn hosts), reached through a local
     CONNECT proxy, so icpd runs with its real default endpoints and Apple's
-    real cookie domains.  (With --hosts localhost the fake sets cookies for
-    Domain=.localhost, which libcurl refuses as a single-label domain, so
-    validate and CloudKit never see them.)
+    real cookie domains.  hosts="localhost" uses the endpoint flags instead.
     """
 
     def __init__(self, accounts, hosts="apple"):
@@ -110,10 +108,10 @@ class Fake:
             return ["--ca-file", self.ca]
         p = self.port
         return ["--ca-file", self.ca,
-                "--auth-root", "https://idmsa.localhost:%d" % p,
-                "--auth-endpoint", "https://idmsa.localhost:%d/appleauth/auth" % p,
-                "--setup-endpoint", "https://setup.localhost:%d/setup/ws/1" % p,
-                "--home-endpoint", "https://www.localhost:%d" % p]
+                "--auth-root", "https://idmsa.apple.localhost:%d" % p,
+                "--auth-endpoint", "https://idmsa.apple.localhost:%d/appleauth/auth" % p,
+                "--setup-endpoint", "https://setup.icloud.localhost:%d/setup/ws/1" % p,
+                "--home-endpoint", "https://www.icloud.localhost:%d" % p]
 
 
 def icpd_env(extra=None):
