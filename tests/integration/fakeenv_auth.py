@@ -29,12 +29,23 @@ class Fake:
     real cookie domains.  hosts="localhost" uses the endpoint flags instead.
     """
 
-    def __init__(self, accounts, hosts="apple"):
+    def __init__(self, accounts, hosts="apple", state_from=None):
+        """accounts: a list of account dicts, or the path of an accounts.json.
+        state_from: a fake state directory to start from (copied; e.g. the
+        one the real icloudpd signed in against)."""
         self.dir = tempfile.mkdtemp(prefix="icpd-auth-fake-")
         self.hosts = hosts
         acc = os.path.join(self.dir, "accounts.json")
-        with open(acc, "w", encoding="utf-8") as f:
-            json.dump(accounts, f, ensure_ascii=False)
+        if isinstance(accounts, str):
+            shutil.copy(accounts, acc)
+        else:
+            with open(acc, "w", encoding="utf-8") as f:
+                json.dump(accounts, f, ensure_ascii=False)
+        if state_from:
+            shutil.copytree(state_from, os.path.join(self.dir, "state"))
+            ready = os.path.join(self.dir, "state", "ready.json")
+            if os.path.exists(ready):
+                os.unlink(ready)
         self.stderr = open(os.path.join(self.dir, "fake.stderr"), "w")
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(FAKE_DIR, "server.py"), "--port", "0",
