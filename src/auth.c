@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1253,59 +1252,9 @@ done:
 
 /* ---- saving ---- */
 
-/* Expiry (seconds) of the first cookie whose name starts with prefix. */
-static time_t cookie_expiry(const char *lines, const char *prefix)
-{
-	size_t plen = strlen(prefix);
-
-	for (const char *p = lines; p && *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		const char *f[7];
-		size_t nf = 0;
-		const char *q = p;
-
-		f[nf++] = q;
-		for (size_t i = 0; i < n && nf < 7; i++) {
-			if (p[i] == '\t') {
-				f[nf++] = p + i + 1;
-			}
-		}
-		if (nf == 7 && strncmp(f[5], prefix, plen) == 0) {
-			long long v = strtoll(f[4], NULL, 10);
-
-			if (v > 0) {
-				return (time_t)v;
-			}
-		}
-		p = nl ? nl + 1 : NULL;
-	}
-	return 0;
-}
-
-static void generate_client_id(struct session *s)
-{
-	uint8_t u[16];
-	char *id;
-
-	if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u)) {
-		for (size_t i = 0; i < sizeof(u); i++) {
-			u[i] = (uint8_t)rand();
-		}
-	}
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-	id = xasprintf("auth-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-		u[13], u[14], u[15]);
-	session_set(&s->client_id, id);
-	free(id);
-}
-
 static int finish(struct auth_ctx *ctx, const struct account_info *a)
 {
 	struct session *s = ctx->s;
-	time_t t;
 	int err;
 
 	if (!a->ck_url) {
@@ -1318,20 +1267,10 @@ static int finish(struct auth_ctx *ctx, const struct account_info *a)
 	session_set(&s->dsid, a->dsid);
 	session_set(&s->ckdatabasews_url, a->ck_url);
 	s->hsa_trusted = a->trusted || !a->challenge;
+	/* also recomputes trust_expires from the cookie expiries */
 	err = session_store_cookies(s, ctx->http);
 	if (err) {
 		return err;
-	}
-	t = cookie_expiry(s->cookies, "X-APPLE-WEBAUTH-HSA-TRUST");
-	if (!t) {
-		t = cookie_expiry(s->cookies, "X-APPLE-WEBAUTH-USER");
-	}
-	if (t) {
-		s->trust_expires = t;
-	}
-	t = cookie_expiry(s->cookies, "X-APPLE-WEBAUTH-TOKEN");
-	if (t) {
-		s->session_expires = t;
 	}
 	return session_save(s);
 }
@@ -1374,16 +1313,7 @@ static int import_icloudpd(struct auth_ctx *ctx)
 		error_clear();
 		return 0;
 	}
-	if (err == ICPD_ENOTFOUND && !error_message()[0]) {
-		error_set(ICPD_ENOTFOUND, "no icloudpd session for '%s' in '%s'",
-			ctx->cfg->username, dir);
-	}
-	if (err) {
-		return err;
-	}
-	log_info("imported the icloudpd session of '%s' from '%s'", ctx->cfg->username,
-		dir ? dir : ctx->cfg->cookie_directory);
-	return 1;
+	return err ? err : 1;
 }
 
 static int run_flow(struct auth_ctx *ctx)
@@ -1442,8 +1372,12 @@ static int run_flow(struct auth_ctx *ctx)
 	ctx_forget_tokens(ctx);
 	session_forget_login(s);
 	ctx_register(ctx, s->trust_token);
+	/* the engine keeps only what forget_login kept: the trusted-browser cookies */
 	http_cookies_clear(ctx->http);
-	err = get_password(ctx);
+	err = session_load_cookies(s, ctx->http);
+	if (!err) {
+		err = get_password(ctx);
+	}
 	if (err) {
 		goto done;
 	}
@@ -1526,9 +1460,6 @@ int auth_ensure_session(struct config *cfg, struct session *s, struct http_clien
 	ctx.out = stderr;
 	ctx.may_prompt = mode == AUTH_INTERACTIVE ||
 			 (isatty(STDIN_FILENO) && isatty(STDERR_FILENO));
-	if (!s->client_id || !*s->client_id) {
-		generate_client_id(s);
-	}
 	err = run_flow(&ctx);
 	password_free(ctx.password);
 	ctx_forget_tokens(&ctx);
