@@ -480,6 +480,8 @@ static int check_account(struct auth_ctx *ctx, const struct account_info *a)
 		error_set(ICPD_EUSAGE, "this Apple ID belongs to %s, not %s: use --domain %s",
 			a->domain_to_use, ctx->cfg->domain == DOMAIN_CN ? "iCloud.com.cn" : "iCloud.com",
 			cn ? "cn" : "com");
+		error_hint("add --domain %s (or 'domain = %s' in the config file) and sign in again",
+			cn ? "cn" : "com", cn ? "cn" : "com");
 		return ICPD_EUSAGE;
 	}
 	if (a->locked) {
