@@ -59,6 +59,7 @@ ACCOUNTS = [
     acct("expire@example.com"),
     acct("mixedcase@example.com"),
     acct("china@example.cn", domain="cn"),
+    acct("tty@example.com"),
 ]
 
 FAKE = None
@@ -142,6 +143,34 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(r.err.count("iCloud password for device@example.com:"), 3)
         self.assertEqual(FAKE.counters()["pushes"], 0)
         self.assertEqual(FAKE.counters()["code_ok"], 1)
+
+    def test_terminal_no_echo_and_reprint(self):
+        """On a terminal (kubectl attach -it): the password is not echoed, an
+        empty line re-prints the prompt, and sync on a terminal may ask too."""
+        user = "tty@example.com"
+        base = ["--cookie-directory", self.cookies] + FAKE.endpoint_args()
+        rc, shown = fe.run_icpd_tty(ICPD, ["auth", "-u", user] + base, [
+            ("iCloud password for %s: " % user, ""),
+            ("iCloud password for %s: " % user, PW),
+            ("or type s for SMS", ""),
+            ("enter the 6-digit code", ""),
+            ("enter the 6-digit code", "123456"),
+        ], env=FAKE.env())
+        self.assertEqual(rc, 0, shown)
+        self.assertNotIn(PW, shown, "the password was echoed")
+        self.assertEqual(shown.count("iCloud password for %s: " % user), 2, shown)
+        self.assertEqual(shown.count("enter the 6-digit code"), 2, shown)
+        self.assertRegex(shown, r"trusted until about \d{4}-")
+        # sync on a terminal, trust gone: it asks instead of exiting 3
+        FAKE.ctl("POST", "/expire_sessions", {"apple_id": user})
+        FAKE.ctl("POST", "/expire_trust", {"apple_id": user})
+        rc, shown = fe.run_icpd_tty(ICPD, ["sync", "--auth-only", "-u", user] + base, [
+            ("iCloud password for %s: " % user, PW),
+            ("or type s for SMS", ""),
+            ("enter the 6-digit code", "123456"),
+        ], env=FAKE.env())
+        self.assertEqual(rc, 0, shown)
+        self.assertNotIn(PW, shown)
 
     def test_sms_single_number(self):
         r = self.first_signin("sms@example.com", stdin="s\n123456\n")
