@@ -770,6 +770,12 @@ static int srp_signin(struct auth_ctx *ctx, enum signin_result *result)
 	if (err) {
 		goto done;
 	}
+	if (status == 409 && (http_response_header(&r, "X-Apple-EDP") ||
+				     http_response_header(&r, "X-Apple-PDP"))) {
+		/* auth-protocol.md §3.4: an unconfirmed "escrow" step; not built */
+		log_warn("Apple asked for an escrow proof (X-Apple-EDP/PDP), which icpd does not "
+			 "support; trying the usual second factor");
+	}
 	err = signin_complete_status(ctx, status, &r.body, result);
 done:
 	secure_zero(m1, sizeof(m1));
