@@ -1312,6 +1312,25 @@ static int import_icloudpd(struct auth_ctx *ctx)
 	return err ? err : 1;
 }
 
+/*
+ * validate or accountLogin answered 200 without a password: use that
+ * session unless Apple still wants a second factor.  true when the flow
+ * ends here (*err says how); false (a released) to go on with the password.
+ */
+static bool reused(struct auth_ctx *ctx, struct account_info *a, const char *how, int *err)
+{
+	if (!a->domain_to_use && (needs_hsa2(a) || needs_2sa(a))) {
+		account_info_release(a);
+		return false;
+	}
+	*err = check_account(ctx, a);
+	if (!*err) {
+		log_info("%s", how);
+		*err = finish(ctx, a);
+	}
+	return true;
+}
+
 static int run_flow(struct auth_ctx *ctx)
 {
 	struct session *s = ctx->s;
@@ -1335,34 +1354,16 @@ static int run_flow(struct auth_ctx *ctx)
 	/* 1. the cookie jar alone */
 	if (s->cookies && *s->cookies) {
 		err = try_validate(ctx, &a);
-		if (is_fatal(err)) {
+		if (is_fatal(err) || (!err && reused(ctx, &a, "the saved session is still valid", &err))) {
 			goto done;
 		}
-		if (!err && (a.domain_to_use || (!needs_hsa2(&a) && !needs_2sa(&a)))) {
-			err = check_account(ctx, &a);
-			if (!err) {
-				log_info("the saved session is still valid");
-				err = finish(ctx, &a);
-			}
-			goto done;
-		}
-		account_info_release(&a);
 	}
 	/* 2. accountLogin with the stored tokens (no password) */
 	if (s->session_token) {
 		err = account_login(ctx, &a);
-		if (is_fatal(err)) {
+		if (is_fatal(err) || (!err && reused(ctx, &a, "signed in with the saved tokens", &err))) {
 			goto done;
 		}
-		if (!err && (a.domain_to_use || (!needs_hsa2(&a) && !needs_2sa(&a)))) {
-			err = check_account(ctx, &a);
-			if (!err) {
-				log_info("signed in with the saved tokens");
-				err = finish(ctx, &a);
-			}
-			goto done;
-		}
-		account_info_release(&a);
 	}
 	/* 3. the password, with the trust token */
 	ctx_forget_tokens(ctx);
@@ -1389,7 +1390,7 @@ static int run_flow(struct auth_ctx *ctx)
 	}
 	err = account_login(ctx, &a);
 	if (err == ICPD_ESESSION) {
-		err = error_set(ICPD_EACCOUNT, "iCloud refused a fresh sign-in of '%s' (HTTP 421); "
+		err = error_set(ICPD_EACCOUNT, "iCloud refused the session of a fresh sign-in of '%s'; "
 					       "'Access iCloud Data on the Web' may be off",
 			ctx->cfg->username);
 		error_hint("turn it on in Settings > [your name] > iCloud on an iPhone or iPad, then "
