@@ -216,6 +216,11 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(FAKE.count("POST", "/signin/init"), 0)
         self.assertEqual(FAKE.count("POST", "/signin/complete"), 0)
         self.assertEqual(FAKE.counters()["pushes"], 0)
+        # icloudpd style: flags and no command mean sync
+        FAKE.reset()
+        self.ok(self.icpd("--auth-only", "reuse@example.com", password=None))
+        self.assertEqual(FAKE.count("POST", "/signin/init"), 0)
+        self.assertEqual(FAKE.count("POST", "/setup/ws/1/validate"), 1)
         # icpd auth on a valid session does not ask for anything either
         FAKE.reset()
         self.ok(self.icpd("auth", "reuse@example.com", password=None))
@@ -436,6 +441,13 @@ class AuthTest(unittest.TestCase):
         r = self.icpd("sync", user, ["--auth-only", "-p", PW], password=None)
         self.ok(r)
         self.assertIn("visible to every user", r.err)
+        # ICPD_PASSWORD leaves the environment once read: a password command
+        # (which wins over it) must not see it
+        FAKE.ctl("POST", "/expire_sessions", {"apple_id": user})
+        cmd = "test -z \"$ICPD_PASSWORD\" && printf '%%s\\n' '%s'" % PW
+        r = self.icpd("sync", user, ["--auth-only", "--password-command", cmd], password=None,
+                      env={"ICPD_PASSWORD": "leaked"})
+        self.ok(r)
 
     # ---- icloudpd migration ----
     def test_import_icloudpd_session_without_password_or_code(self):
