@@ -255,7 +255,14 @@ int fsutil_part_commit(struct fsutil_part *p, const char *final_path, int64_t ex
 	int rc = 0;
 
 	if (p->fd < 0) {
-		return error_set(ICPD_EINTERNAL, "commit of a closed temporary file");
+		/* closed so another module could rewrite it (EXIF): reopen */
+		if (!p->path) {
+			return error_set(ICPD_EINTERNAL, "commit of a closed temporary file");
+		}
+		p->fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (p->fd < 0) {
+			return storage_error(errno, "open", p->path);
+		}
 	}
 	if (fstat(p->fd, &st) != 0) {
 		return storage_error(errno, "stat", p->path);

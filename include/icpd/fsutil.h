@@ -42,7 +42,8 @@ ssize_t fsutil_part_head(struct fsutil_part *p, void *buf, size_t n);
  * Make the part the file final_path: check its size equals expect_size
  * (when >= 0), chmod to mode, set atime/mtime to mtime (seconds), fsync,
  * close, create missing parent directories (dir_mode), rename, fsync the
- * directory.  On failure the part is left for the caller to abort.
+ * directory.  A part closed with fsutil_part_abort(p, false) is reopened
+ * first.  On failure the part is left for the caller to abort.
  */
 int fsutil_part_commit(struct fsutil_part *p, const char *final_path, int64_t expect_size,
 	mode_t mode, mode_t dir_mode, int64_t mtime) __attribute__((warn_unused_result));
