@@ -270,7 +270,8 @@ static void end_job(struct downloader *d, struct dl *x, int err, const char *why
 		/* keep a part worth resuming, drop anything we distrust or that
 		 * filled the disk */
 		fsutil_part_abort(&x->part, x->verdict == V_RESTART || x->verdict == V_FAIL ||
-						    x->verdict == V_STORAGE || err == ICPD_ESTORAGE);
+						    x->verdict == V_STORAGE || err == ICPD_ESTORAGE ||
+						    x->part.size == 0);
 		d->stats.failed++;
 		log_warn("cannot download '%s': %s", job->path, job->error);
 	} else {

@@ -43,6 +43,7 @@ static const char *const migrations[] = {
 	"  master_id TEXT,"
 	"  version INTEGER NOT NULL,"
 	"  size INTEGER NOT NULL,"
+	"  api_size INTEGER,"
 	"  sha256 TEXT,"
 	"  mtime INTEGER,"
 	"  status INTEGER NOT NULL,"
@@ -310,8 +311,8 @@ int state_file_put(struct state *s, const struct state_file *f)
 	}
 	rc = prepare(s, &st,
 		"INSERT OR REPLACE INTO files (path, asset_id, master_id, version, size, sha256,"
-		" mtime, status, error, run_id, updated)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+		" mtime, status, error, run_id, updated, api_size)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
 	if (rc) {
 		return rc;
 	}
@@ -326,6 +327,7 @@ int state_file_put(struct state *s, const struct state_file *f)
 	bind_text(st, 9, f->error);
 	sqlite3_bind_int64(st, 10, f->run_id);
 	sqlite3_bind_int64(st, 11, (int64_t)time(NULL));
+	sqlite3_bind_int64(st, 12, f->api_size);
 	return step_done(s, st, "record a file");
 }
 
@@ -348,10 +350,11 @@ static void read_file_row(sqlite3_stmt *st, struct state_file *f)
 	f->error = col_text(st, 8);
 	f->run_id = sqlite3_column_int64(st, 9);
 	f->updated = sqlite3_column_int64(st, 10);
+	f->api_size = sqlite3_column_int64(st, 11);
 }
 
 #define FILE_COLUMNS "path, asset_id, master_id, version, size, sha256, mtime, status, error," \
-		     " run_id, updated"
+		     " run_id, updated, api_size"
 
 int state_file_get(struct state *s, const char *path, struct state_file *out)
 {

@@ -30,6 +30,7 @@ struct state_file {
 	char *master_id;      /* CPLMaster recordName; owned, may be NULL */
 	int version;          /* enum asset_size slot */
 	int64_t size;         /* bytes on disk */
+	int64_t api_size;     /* bytes iCloud announced (differs after an EXIF edit) */
 	char sha256[65];      /* hex of what was written, "" when unknown (adopted) */
 	int64_t mtime;        /* seconds */
 	enum state_status status;

@@ -98,6 +98,7 @@ START_TEST(test_files)
 	f.master_id = strdup("M1");
 	f.version = 0;
 	f.size = 1234;
+	f.api_size = 1200;
 	snprintf(f.sha256, sizeof(f.sha256), "%064d", 7);
 	f.mtime = 1700000000;
 	f.status = STATE_DONE;
@@ -108,6 +109,7 @@ START_TEST(test_files)
 	ck_assert_str_eq(g.asset_id, "A1");
 	ck_assert_str_eq(g.master_id, "M1");
 	ck_assert_int_eq(g.size, 1234);
+	ck_assert_int_eq(g.api_size, 1200);
 	ck_assert_str_eq(g.sha256, f.sha256);
 	ck_assert_int_eq(g.mtime, 1700000000);
 	ck_assert_int_eq(g.status, STATE_DONE);
