@@ -3,11 +3,13 @@
  * versioned schema (PRAGMA user_version) moved forward by the migrations
  * table below, one connection, one thread.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -142,6 +144,42 @@ char *state_path_for(const char *dir, const char *account)
 	path = xasprintf("%s/icpd-%s.db", dir, safe);
 	free(safe);
 	return path;
+}
+
+int state_find(const char *dir, const char *account, char **out)
+{
+	DIR *d;
+	struct dirent *e;
+	int found = 0;
+
+	*out = NULL;
+	if (account && *account) {
+		*out = state_path_for(dir, account);
+		return access(*out, F_OK) == 0 ? 0 : ICPD_ENOTFOUND;
+	}
+	d = opendir(dir);
+	if (!d) {
+		return ICPD_ENOTFOUND;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (str_startswith(e->d_name, "icpd-") && str_endswith(e->d_name, ".db")) {
+			found++;
+			free(*out);
+			*out = xasprintf("%s/%s", dir, e->d_name);
+		}
+	}
+	closedir(d);
+	if (found == 1) {
+		return 0;
+	}
+	free(*out);
+	*out = NULL;
+	if (found > 1) {
+		error_set(ICPD_EUSAGE, "'%s' holds the state of several accounts", dir);
+		error_hint("say which with --username");
+		return ICPD_EUSAGE;
+	}
+	return ICPD_ENOTFOUND;
 }
 
 int state_schema_version(struct state *s)

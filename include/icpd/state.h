@@ -70,6 +70,15 @@ void state_file_release(struct state_file *f);
 char *state_path_for(const char *dir, const char *account);
 
 /*
+ * The existing database for account in dir, or (account NULL) the only
+ * one there.  0 and *out (caller frees); ICPD_ENOTFOUND when none;
+ * ICPD_EUSAGE (message set) when several accounts have one and none was
+ * named.
+ */
+int state_find(const char *dir, const char *account, char **out)
+	__attribute__((warn_unused_result));
+
+/*
  * Open (create, migrate) the database at path; the directory must exist.
  * A database written by a newer schema is ICPD_ESTORAGE.  Caller closes
  * with state_close.
