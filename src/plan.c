@@ -707,8 +707,7 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 		/* icloudpd would crash on a missing original here; we skip it */
 		v = res[s].present ? &res[s] : &vers[s];
 		if (!v->present) {
-			out->missing |= 1u << s;
-			continue;
+			continue; /* no original at all: PLAN_SKIP_NO_VERSION below */
 		}
 		safe = naming_safe_name(v->name, max);
 		err = decide(ctx, a, out, folder, safe, s, v->source, s == SIZE_ORIGINAL, false, max);
