@@ -215,6 +215,11 @@ void cloudkit_query_free(struct cloudkit_query *it)
 	free(it);
 }
 
+bool cloudkit_query_is_full(const struct cloudkit_query *it)
+{
+	return it->mode == MODE_LIST;
+}
+
 long cloudkit_query_skipped(const struct cloudkit_query *it)
 {
 	return it->skipped;

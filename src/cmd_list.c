@@ -149,7 +149,7 @@ static int list_changes(struct cloudkit *ck, const char *library, const char *to
 	struct cloudkit_query *it = NULL;
 	struct asset a;
 	enum cloudkit_change c;
-	bool full = false;
+	bool full = false; /* at the start; a rejected token turns it full later */
 	long n = 0;
 	int err = cloudkit_tokens_file_open(&tokens, token_file);
 
@@ -172,7 +172,7 @@ static int list_changes(struct cloudkit *ck, const char *library, const char *to
 		fflush(stdout);
 		err = cloudkit_query_commit_tokens(it);
 		log_info("%s listing: %ld assets (%ld records skipped) with %ld requests",
-			full ? "full" : "incremental", n, cloudkit_query_skipped(it),
+			cloudkit_query_is_full(it) ? "full" : "incremental", n, cloudkit_query_skipped(it),
 			cloudkit_request_count(ck));
 	}
 	cloudkit_query_free(it);

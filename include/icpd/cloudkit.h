@@ -162,6 +162,8 @@ int cloudkit_query_next_change(struct asset *out, enum cloudkit_change *change,
 	struct cloudkit_query *it) __attribute__((warn_unused_result));
 int cloudkit_query_commit_tokens(struct cloudkit_query *it)
 	__attribute__((warn_unused_result));
+/* True when the iterator lists everything (no token, or it was rejected). */
+bool cloudkit_query_is_full(const struct cloudkit_query *it);
 
 /*
  * Select a library from the zone id a previous incremental listing stored
