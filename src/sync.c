@@ -49,6 +49,14 @@ struct sync_job {
 	struct sync_job *next;     /* pending list */
 };
 
+/* --dry-run / --only-print-filenames: files that would have been written,
+ * so a second asset with the same name is de-duplicated as in a real run. */
+struct planned {
+	char *rel;
+	int64_t size;
+	struct planned *next;
+};
+
 struct sync {
 	const struct config *cfg;
 	struct state *st;
@@ -60,6 +68,7 @@ struct sync {
 	struct downloader *dl;
 	struct state_run run;
 	struct sync_job *pending;
+	struct planned *planned;   /* dry run: what would be there */
 	long steps;
 	int fatal;
 	double t0, last_line;
@@ -148,6 +157,12 @@ static int stat_fn(void *ud, const char *rel, int64_t *size)
 	if (j) {
 		*size = j->api_size;
 		return 0;
+	}
+	for (struct planned *p = s->planned; p; p = p->next) {
+		if (strcmp(p->rel, rel) == 0) {
+			*size = p->size;
+			return 0;
+		}
 	}
 	abs = xasprintf("%s/%s", s->dir, rel);
 	if (stat(abs, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -415,6 +430,14 @@ static int handle_item(struct sync *s, const struct asset *a, const struct plan_
 		return rc;
 	}
 	abs = xasprintf("%s/%s", s->dir, it->path);
+	if (s->cfg->only_print_filenames || s->cfg->dry_run) {
+		struct planned *p = xcalloc(1, sizeof(*p));
+
+		p->rel = xstrdup(it->path);
+		p->size = it->size;
+		p->next = s->planned;
+		s->planned = p;
+	}
 	if (s->cfg->only_print_filenames) {
 		printf("%s\n", abs);
 		free(abs);
@@ -674,6 +697,13 @@ done:
 		if (rc2 && !rc) {
 			rc = rep->result = rc2;
 		}
+	}
+	while (s.planned) {
+		struct planned *p = s.planned;
+
+		s.planned = p->next;
+		free(p->rel);
+		free(p);
 	}
 	free(s.tmpdir);
 	free(s.dir);
