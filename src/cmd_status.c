@@ -10,6 +10,8 @@
 #include "icpd/commands.h"
 #include "icpd/config.h"
 #include "icpd/error.h"
+#include "icpd/secret.h"
+#include "icpd/session.h"
 #include "icpd/state.h"
 #include "icpd/util.h"
 #include "icpd/banned.h"
@@ -44,15 +46,45 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
-/* Trust expiry comes from the session module when it is linked; until then
- * status reports what the state database knows. */
+/*
+ * When the trusted session expires, from the saved session (read without
+ * waiting for the lock: a running sync holds it).  *expires 0 = unknown;
+ * *note says why when the session could not be read.
+ */
+static void trust_info(struct config *cfg, time_t *expires, const char **note)
+{
+	struct session s;
+
+	*expires = 0;
+	*note = NULL;
+	memset(&s, 0, sizeof(s));
+	s.lock_fd = -1;
+	if (!cfg->username || !*cfg->username) {
+		*note = "give --username to see the session";
+		return;
+	}
+	if (secret_init() != 0 || session_open(&s, cfg->cookie_directory, cfg->username,
+					 cfg->secret_key_file, 0) != 0) {
+		*note = "the session is in use by a running icpd, or unreadable";
+		error_clear();
+		return;
+	}
+	*expires = s.trust_expires;
+	if (!s.trust_token && !s.session_token) {
+		*note = "not signed in: run 'icpd auth'";
+	}
+	session_close(&s);
+}
+
 int cmd_status(struct config *cfg)
 {
 	struct state *st = NULL;
 	struct state_run run;
 	struct state_counts c;
 	char *path = NULL;
-	char started[32], finished[32];
+	char started[32], finished[32], trust[32];
+	const char *note = NULL;
+	time_t expires = 0;
 	bool have_run;
 	int rc;
 
@@ -78,6 +110,8 @@ int cmd_status(struct config *cfg)
 	}
 	have_run = rc == 0;
 	rc = 0;
+	trust_info(cfg, &expires, &note);
+	format_time(trust, sizeof(trust), (int64_t)expires);
 	format_time(started, sizeof(started), have_run ? run.started : 0);
 	format_time(finished, sizeof(finished), have_run ? run.finished : 0);
 	if (cfg->json) {
@@ -101,6 +135,16 @@ int cmd_status(struct config *cfg)
 		} else {
 			printf(", \"last_run\": null");
 		}
+		if (expires > 0) {
+			printf(", \"trust_expires\": \"%s\", \"trust_days_left\": %lld", trust,
+				(long long)((expires - time(NULL)) / 86400));
+		} else {
+			printf(", \"trust_expires\": null");
+		}
+		if (note) {
+			printf(", \"session_note\": ");
+			json_string(note);
+		}
 		printf("}\n");
 		goto done;
 	}
@@ -119,6 +163,12 @@ int cmd_status(struct config *cfg)
 			(long long)run.adopted, (long long)run.skipped, (long long)run.failed);
 	} else {
 		printf("last run: never\n");
+	}
+	if (expires > 0) {
+		printf("trusted session: expires about %s (%lld days left)\n", trust,
+			(long long)((expires - time(NULL)) / 86400));
+	} else {
+		printf("trusted session: expiry unknown%s%s\n", note ? "; " : "", note ? note : "");
 	}
 	printf("stored: %lld assets; files: %lld downloaded, %lld adopted, %lld failed; %lld bytes\n",
 		(long long)c.assets, (long long)c.files[STATE_DONE], (long long)c.files[STATE_ADOPTED],

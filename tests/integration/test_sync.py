@@ -168,6 +168,8 @@ class SyncTree(unittest.TestCase):
         self.assertEqual(st["files_adopted"], len(exp))
         self.assertEqual(st["last_run"]["result"], "ok")
         self.assertTrue(st["database"].startswith(self.env.cookies))
+        self.assertIsNotNone(st["trust_expires"], st)
+        self.assertGreater(st["trust_days_left"], 0)
         r = self.env.icpd("verify", "-d", self.out)
         self.assertEqual(r.returncode, 0, show(r))
         # a damaged file is found by verify (exit 4) and replaced by the next sync
@@ -195,6 +197,17 @@ class SyncTree(unittest.TestCase):
         self.assertEqual(r.returncode, 0, show(r))
         self.assertEqual(self.env.downloads(), 0)
         self.assertEqual(walk(other), exp)
+
+    def test_icloudpd_style_command_line(self):
+        """icloudpd's flags and no command behave as icpd sync."""
+        args = ["--username", USER, "--directory", self.out, "--cookie-directory",
+                self.env.cookies, "--password-file", self.env.pw, "--no-progress-bar",
+                "--folder-structure", "{:%Y/%m}"] + self.env.fake.endpoint_args()
+        e = {"TZ": "UTC"}
+        e.update(self.env.fake.env())
+        r = fe.run_icpd(ICPD, args, "", e, timeout=300)
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertEqual(walk(self.out), self.env.expected(folder_structure="{:%Y/%m}"))
 
     def test_dry_run_and_only_print_filenames(self):
         r = self.env.sync(self.out, "--dry-run")
