@@ -279,10 +279,9 @@ int cmd_sync(struct config *cfg)
 		error_hint("pass -d/--directory DIR");
 		return ICPD_EUSAGE;
 	}
-	if (cfg->auto_delete || cfg->keep_icloud_recent_days >= 0 || cfg->delete_after_download) {
-		error_set(ICPD_ENOTIMPL, "deletion options are not built yet");
-		error_hint("run without --auto-delete, --delete-after-download and "
-			   "--keep-icloud-recent-days");
+	if (cfg->keep_icloud_recent_days >= 0 || cfg->delete_after_download) {
+		error_set(ICPD_ENOTIMPL, "deleting from iCloud is not built yet");
+		error_hint("run without --delete-after-download and --keep-icloud-recent-days");
 		return ICPD_ENOTIMPL;
 	}
 	dbpath = state_path_for(cfg->cookie_directory, cfg->username);
@@ -361,6 +360,27 @@ int cmd_sync(struct config *cfg)
 		/* only a complete run moves the tokens on: a failed asset must be
 		 * listed again next time */
 		rc = cloudkit_query_commit_tokens(l.it);
+	}
+	if ((rc == 0 || rc == ICPD_EPARTIAL) && cfg->auto_delete && !cfg->only_print_filenames) {
+		struct listing dl = { 0 };
+		struct sync_source dsrc = { listing_next, NULL, &dl };
+		struct strlist none = { 0 };
+		struct config dcfg = *cfg;
+		int rc2;
+
+		/* the Recently Deleted smart folder, through the same iterator */
+		dcfg.albums = none;
+		strlist_add(&dcfg.albums, "Recently Deleted");
+		dl.ck = l.ck;
+		dl.cfg = &dcfg;
+		rc2 = sync_auto_delete(cfg, st, &dsrc, &rep);
+		cloudkit_query_free(dl.it);
+		strlist_clear(&dcfg.albums);
+		if (rc2) {
+			rc = rc2;
+		} else {
+			log_info("--auto-delete: %lld local files removed", (long long)rep.deleted);
+		}
 	}
 	log_debug("%ld CloudKit requests", cloudkit_request_count(l.ck));
 done:

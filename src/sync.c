@@ -710,6 +710,102 @@ done:
 	return rc;
 }
 
+static int delete_recorded(struct sync *s, const char *rel)
+{
+	char *abs = xasprintf("%s/%s", s->dir, rel);
+	char *xmp = xasprintf("%s.xmp", abs);
+	struct state_file f;
+	struct stat st;
+	int rc;
+
+	state_file_init(&f);
+	rc = state_file_get(s->st, abs, &f);
+	if (rc == ICPD_ENOTFOUND) {
+		log_info("not deleting '%s': icpd did not record it", abs);
+		rc = 0;
+		goto done;
+	}
+	if (rc) {
+		goto done;
+	}
+	if (f.status == STATE_FAILED || stat(abs, &st) != 0 || (int64_t)st.st_size != f.size) {
+		log_info("not deleting '%s': it changed since icpd recorded it", abs);
+		goto done;
+	}
+	if (s->cfg->dry_run) {
+		log_info("[dry run] would delete '%s' (in Recently Deleted)", abs);
+		goto done;
+	}
+	if (unlink(abs) != 0) {
+		rc = error_set(ICPD_ESTORAGE, "cannot delete '%s': %s", abs, strerror(errno));
+		goto done;
+	}
+	log_info("deleted '%s' (in Recently Deleted)", abs);
+	if (meta_xmp_may_overwrite(xmp) && unlink(xmp) == 0) {
+		log_info("deleted '%s'", xmp);
+	}
+	s->rep->deleted++;
+	rc = state_file_delete(s->st, abs);
+done:
+	state_file_release(&f);
+	free(xmp);
+	free(abs);
+	return rc;
+}
+
+int sync_auto_delete(const struct config *cfg, struct state *st, const struct sync_source *deleted,
+	struct sync_report *rep)
+{
+	struct sync s = { 0 };
+	struct plan_ctx pctx;
+	size_t n;
+	int rc;
+
+	memset(&pctx, 0, sizeof(pctx));
+	s.cfg = cfg;
+	s.st = st;
+	s.rep = rep;
+	s.dir = xstrdup(cfg->directory);
+	n = strlen(s.dir);
+	while (n > 1 && s.dir[n - 1] == '/') {
+		s.dir[--n] = '\0';
+	}
+	rc = plan_ctx_init(&pctx, cfg, stat_fn, &s, time(NULL));
+	while (rc == 0) {
+		struct asset a;
+		struct plan_result pr;
+
+		asset_init(&a);
+		rc = deleted->next(deleted->ctx, &a);
+		if (rc) {
+			asset_release(&a);
+			break;
+		}
+		/* plan it as the live asset it was */
+		a.deleted = false;
+		a.purged = false;
+		a.hidden = false;
+		rc = plan_asset(&pctx, &a, &pr);
+		if (rc == ICPD_EASSET) {
+			rc = 0;
+		}
+		for (size_t i = 0; rc == 0 && i < pr.n; i++) {
+			if (pr.items[i].decision == PLAN_SKIP_EXISTS) {
+				rc = delete_recorded(&s, pr.items[i].existing_path ?
+								pr.items[i].existing_path : pr.items[i].path);
+			}
+		}
+		plan_result_release(&pr);
+		asset_release(&a);
+	}
+	if (rc == ICPD_ITEROVER) {
+		rc = 0;
+	}
+	plan_ctx_release(&pctx);
+	free(s.dir);
+	return rc;
+}
+
 static void json_str(struct buf *b, const char *s)
 {
 	int r = buf_adds(b, "\"");

@@ -67,6 +67,17 @@ void sync_report_release(struct sync_report *r);
 int sync_run(const struct config *cfg, struct state *st, const struct sync_source *src,
 	const struct sync_options *opts, struct sync_report *rep) __attribute__((warn_unused_result));
 
+/*
+ * --auto-delete (cloudkit-photos.md §9.2): deleted is the listing of
+ * Recently Deleted.  Each asset is planned as if it were live; a planned
+ * file that is present, recorded in st, and still has the recorded size is
+ * removed with its ".xmp" sidecar, and its row forgotten.  A file icpd
+ * does not know, or one that changed since, is never removed.  Counts go
+ * to rep->deleted.  cfg->dry_run only logs.
+ */
+int sync_auto_delete(const struct config *cfg, struct state *st, const struct sync_source *deleted,
+	struct sync_report *rep) __attribute__((warn_unused_result));
+
 /* Write rep as JSON to path (atomically). */
 int sync_report_write_json(const struct sync_report *rep, const char *path)
 	__attribute__((warn_unused_result));

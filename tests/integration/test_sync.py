@@ -209,6 +209,46 @@ class SyncTree(unittest.TestCase):
         self.assertEqual(r.returncode, 0, show(r))
         self.assertEqual(walk(self.out), self.env.expected(folder_structure="{:%Y/%m}"))
 
+    def test_incremental_add_and_auto_delete(self):
+        spec = L.generate_spec(12, 5, hostile="none", albums=False)
+        env = Env(spec)
+        self.addCleanup(env.stop)
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out)
+        self.assertEqual(r.returncode, 0, show(r))
+        before = env.expected()
+        self.assertEqual(walk(out), before)
+        # a new photo: the incremental run fetches exactly its file(s)
+        lib2 = L.Library.from_spec(json.loads(json.dumps(spec)))
+        uid = env.fake.ctl("POST", "/mutate", {"apple_id": USER, "op": "add"})
+        env.fake.reset()
+        r = env.sync(out)
+        self.assertEqual(r.returncode, 0, show(r))
+        got = walk(out)
+        new = sorted(set(got) - set(before))
+        self.assertEqual(len(new), env.downloads(), show(r))
+        self.assertGreaterEqual(len(new), 1, (uid, show(r)))
+        # delete one asset in iCloud: --auto-delete removes its local files only
+        victim = lib2.assets[0]
+        env.fake.ctl("POST", "/mutate", {"apple_id": USER, "op": "delete", "asset": victim.uuid})
+        lib2.mutate({"op": "delete", "asset": victim.uuid})
+        gone = sorted(set(before) - set(ET.expected_icloudpd_tree(lib2, {"tz": "UTC"})))
+        self.assertGreaterEqual(len(gone), 1)
+        r = env.sync(out, "--auto-delete", "--report-json", os.path.join(env.tmp, "rep.json"))
+        self.assertEqual(r.returncode, 0, show(r))
+        with open(os.path.join(env.tmp, "rep.json")) as f:
+            self.assertEqual(json.load(f)["deleted"], len(gone))
+        after = walk(out)
+        for g in gone:
+            self.assertNotIn(g, after)
+        self.assertEqual(set(after), set(got) - set(gone))
+        # a file icpd does not know is never deleted: put one back by hand
+        with open(os.path.join(out, gone[0]), "wb") as f:
+            f.write(b"mine")
+        r = env.sync(out, "--auto-delete")
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertIn(gone[0], walk(out))
+
     def test_dry_run_and_only_print_filenames(self):
         r = self.env.sync(self.out, "--dry-run")
         self.assertEqual(r.returncode, 0, show(r))
