@@ -299,6 +299,45 @@ class SyncTree(unittest.TestCase):
             self.assertEqual(r.returncode, 0, show(r))
 
 
+class RandomKills(unittest.TestCase):
+    def test_sigkill_at_random_points(self):
+        """SIGKILL the sync at random moments (downloads paced so kills land
+        mid-transfer), rerun each time: never a partial or wrong file in view,
+        and the last run ends with exactly the expected tree."""
+        import random
+        import time
+        spec = L.generate_spec(60, 9, hostile="none", albums=False)
+        spec["faults"] = {"bandwidth": 400000}
+        env = Env(spec)
+        self.addCleanup(env.stop)
+        exp = env.expected()
+        out = os.path.join(env.tmp, "out")
+        rng = random.Random(1234)
+        kills = 0
+        for i in range(8):
+            args = [ICPD, "sync", "-u", USER, "--cookie-directory", env.cookies,
+                    "--password-file", env.pw, "-d", out, "--no-progress-bar",
+                    "--threads", "4"] + env.fake.endpoint_args()
+            e = {"TZ": "UTC", "ICPD_TEST_BACKOFF_MS": "50"}
+            e.update(env.fake.env())
+            p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=fe.icpd_env(e))
+            time.sleep(rng.uniform(0.2, 1.5))
+            if p.poll() is None:
+                p.kill()
+                kills += 1
+            p.wait()
+            for k, v in walk(out).items():
+                self.assertEqual(v, exp.get(k), "kill %d: partial or unexpected file %s" % (i, k))
+        self.assertGreaterEqual(kills, 3)
+        r = env.sync(out)
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertEqual(walk(out), exp)
+        self.assertEqual(tmp_entries(out), [])
+        r = env.icpd("verify", "-d", out, "--checksums")
+        self.assertEqual(r.returncode, 0, show(r))
+
+
 class SyncFaults(unittest.TestCase):
     """One fake per case: the fake's download rules count per path and
     cannot be cleared."""
