@@ -229,7 +229,7 @@ static void capture(struct auth_ctx *ctx, const struct http_response *r)
  * The status that counts: idmsa sometimes answers 200 and hides the real
  * one in X-Apple-I-Rscd (§3.13).
  */
-static long effective_status(const struct http_response *r)
+long auth_effective_status(const struct http_response *r)
 {
 	const char *rscd = http_response_header(r, "X-Apple-I-Rscd");
 	long v;
@@ -280,7 +280,7 @@ static int call(struct auth_ctx *ctx, enum req_kind kind, const char *step, cons
 		return err;
 	}
 	capture(ctx, resp);
-	*status = effective_status(resp);
+	*status = auth_effective_status(resp);
 	log_debug("%s: HTTP %ld", step, *status);
 	if (*status == 429 || *status >= 500) {
 		return throttled(step, resp, *status);
@@ -480,6 +480,8 @@ static int check_account(struct auth_ctx *ctx, const struct account_info *a)
 		error_set(ICPD_EUSAGE, "this Apple ID belongs to %s, not %s: use --domain %s",
 			a->domain_to_use, ctx->cfg->domain == DOMAIN_CN ? "iCloud.com.cn" : "iCloud.com",
 			cn ? "cn" : "com");
+		error_hint("add --domain %s (or 'domain = %s' in the config file) and sign in again",
+			cn ? "cn" : "com", cn ? "cn" : "com");
 		return ICPD_EUSAGE;
 	}
 	if (a->locked) {
@@ -1460,6 +1462,10 @@ int auth_ensure_session(struct config *cfg, struct session *s, struct http_clien
 	ctx.out = stderr;
 	ctx.may_prompt = mode == AUTH_INTERACTIVE ||
 			 (isatty(STDIN_FILENO) && isatty(STDERR_FILENO));
+	if (ctx.may_prompt) {
+		/* no copy of the password in stdio's buffer; nothing read ahead */
+		setvbuf(ctx.in, NULL, _IONBF, 0);
+	}
 	err = run_flow(&ctx);
 	password_free(ctx.password);
 	ctx_forget_tokens(&ctx);

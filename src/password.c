@@ -141,6 +141,18 @@ static int from_command(const char *cmd, char **out)
 	}
 	close(pipefd[1]);
 	err = read_fd_secret(pipefd[0], "the password command", out);
+	/* read the rest too, so a command that prints more than one line is
+	 * not killed by SIGPIPE (only the first line counts) */
+	for (size_t total = 0; total < (1u << 20);) {
+		char rest[512];
+		ssize_t n = read(pipefd[0], rest, sizeof(rest));
+
+		secure_zero(rest, sizeof(rest));
+		if (n == 0 || (n < 0 && errno != EINTR)) {
+			break;
+		}
+		total += n > 0 ? (size_t)n : 0;
+	}
 	close(pipefd[0]);
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {

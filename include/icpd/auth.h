@@ -15,6 +15,7 @@
 struct config;
 struct session;
 struct http_client;
+struct http_response;
 
 enum auth_mode {
 	/* icpd auth: may ask for the password and the code (on a terminal, or
@@ -72,6 +73,12 @@ struct auth_phone_list {
 int auth_parse_phone_list(const char *body, size_t len, struct auth_phone_list *out)
 	__attribute__((warn_unused_result));
 void auth_phone_list_release(struct auth_phone_list *l);
+
+/*
+ * The status that counts for a sign-in response: idmsa sometimes answers
+ * 2xx and puts the real status in X-Apple-I-Rscd (auth-protocol.md §3.13).
+ */
+long auth_effective_status(const struct http_response *r);
 
 /* Print "trusted until about DATE" (or that the date is unknown) for s. */
 void auth_print_trust(FILE *out, const struct session *s);

@@ -145,6 +145,55 @@ def run_icpd(icpd, args, stdin_text="", env=None, timeout=120):
                           env=icpd_env(env), timeout=timeout)
 
 
+def run_icpd_tty(icpd, args, answers, env=None, timeout=60):
+    """Run icpd on a pseudo-terminal (like `kubectl attach -it`): each answer
+    is typed only after the expected prompt text appeared.  answers: a list
+    of (wait_for, line_to_type).  Returns (exit code, everything the
+    terminal showed)."""
+    import pty
+    import time
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([icpd] + args, stdin=slave, stdout=slave, stderr=slave,
+                            env=icpd_env(env), close_fds=True)
+    os.close(slave)
+    shown = b""
+    deadline = time.time() + timeout
+    pending = list(answers)
+
+    def pump(wait):
+        nonlocal shown
+        r, _, _ = select.select([master], [], [], wait)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            shown += chunk
+        return True
+
+    seen = 0  # answers are typed after a prompt seen past this offset
+    try:
+        while time.time() < deadline:
+            if pending:
+                at = shown.find(pending[0][0].encode(), seen)
+                if at >= 0:
+                    wait_for, line = pending.pop(0)
+                    seen = at + len(wait_for.encode())
+                    os.write(master, line.encode("utf-8") + b"\r")
+                    continue
+            if not pump(0.2) and proc.poll() is not None:
+                break
+        proc.wait(max(1, deadline - time.time()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return proc.returncode, shown.decode("utf-8", "replace")
+
+
 class ConnectProxy:
     """A minimal HTTP CONNECT proxy that tunnels every host to one local port
     and records which host:port was asked for.  libcurl honours https_proxy,

@@ -59,6 +59,7 @@ ACCOUNTS = [
     acct("expire@example.com"),
     acct("mixedcase@example.com"),
     acct("china@example.cn", domain="cn"),
+    acct("tty@example.com"),
 ]
 
 FAKE = None
@@ -143,6 +144,34 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(FAKE.counters()["pushes"], 0)
         self.assertEqual(FAKE.counters()["code_ok"], 1)
 
+    def test_terminal_no_echo_and_reprint(self):
+        """On a terminal (kubectl attach -it): the password is not echoed, an
+        empty line re-prints the prompt, and sync on a terminal may ask too."""
+        user = "tty@example.com"
+        base = ["--cookie-directory", self.cookies] + FAKE.endpoint_args()
+        rc, shown = fe.run_icpd_tty(ICPD, ["auth", "-u", user] + base, [
+            ("iCloud password for %s: " % user, ""),
+            ("iCloud password for %s: " % user, PW),
+            ("or type s for SMS", ""),
+            ("enter the 6-digit code", ""),
+            ("enter the 6-digit code", "123456"),
+        ], env=FAKE.env())
+        self.assertEqual(rc, 0, shown)
+        self.assertNotIn(PW, shown, "the password was echoed")
+        self.assertEqual(shown.count("iCloud password for %s: " % user), 2, shown)
+        self.assertEqual(shown.count("enter the 6-digit code"), 2, shown)
+        self.assertRegex(shown, r"trusted until about \d{4}-")
+        # sync on a terminal, trust gone: it asks instead of exiting 3
+        FAKE.ctl("POST", "/expire_sessions", {"apple_id": user})
+        FAKE.ctl("POST", "/expire_trust", {"apple_id": user})
+        rc, shown = fe.run_icpd_tty(ICPD, ["sync", "--auth-only", "-u", user] + base, [
+            ("iCloud password for %s: " % user, PW),
+            ("or type s for SMS", ""),
+            ("enter the 6-digit code", "123456"),
+        ], env=FAKE.env())
+        self.assertEqual(rc, 0, shown)
+        self.assertNotIn(PW, shown)
+
     def test_sms_single_number(self):
         r = self.first_signin("sms@example.com", stdin="s\n123456\n")
         self.assertIn("a code was sent to", r.err)
@@ -219,6 +248,55 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(FAKE.counters()["pushes"], 0, "sync must never trigger a push")
         # and icpd auth brings it back
         self.first_signin(user)
+
+    def test_validate_421_falls_back_to_stored_tokens_without_password(self):
+        self.first_signin("reuse@example.com")
+        for status in ("421", "450"):
+            FAKE.reset()
+            FAKE.fault(path_regex="/setup/ws/1/validate", action=status)
+            r = self.icpd("sync", "reuse@example.com", ["--auth-only"], password=None)
+            self.ok(r)
+            counts = FAKE.requests()["counts"]
+            self.assertEqual(counts.get("POST /setup/ws/1/accountLogin"), 1, counts)
+            self.assertNotIn("POST /appleauth/auth/signin/init", counts)
+
+    def test_headers_on_the_wire(self):
+        """auth-protocol.md §3.1, read from icpd's own (redacted) debug trace."""
+        r = self.icpd("auth", "device@example.com", ["--log-level", "debug"], stdin="\n123456\n")
+        self.ok(r)
+        reqs = {}
+        cur = None
+        for line in r.err.splitlines():
+            m = re.search(r'msg="> (GET|POST|PUT) ([^"\s]+)', line)
+            if m:
+                cur = (m.group(1), m.group(2).split("?")[0])
+                reqs.setdefault(cur, [])
+                continue
+            m = re.search(r'msg="> ([^"]*)"', line)
+            if m and cur:
+                reqs[cur].append(m.group(1))
+        init = reqs[("POST", "https://idmsa.apple.com/appleauth/auth/signin/init")]
+        self.assertIn("Origin: https://idmsa.apple.com", init)
+        self.assertIn("Referer: https://idmsa.apple.com/", init)
+        for h in ("X-Apple-Widget-Key: d39ba9916b7251055b22c7f910e2ea796ee65e98b2ddecea8f5dde8d9d1a815d",
+                  "X-Apple-OAuth-Client-Id: d39ba9916b7251055b22c7f910e2ea796ee65e98b2ddecea8f5dde8d9d1a815d",
+                  "X-Apple-OAuth-Client-Type: firstPartyAuth",
+                  "X-Apple-OAuth-Redirect-URI: https://www.icloud.com",
+                  "X-Apple-OAuth-Require-Grant-Code: true",
+                  "X-Apple-OAuth-Response-Mode: web_message",
+                  "X-Apple-OAuth-Response-Type: code",
+                  "Content-Type: application/json"):
+            self.assertIn(h, init)
+        self.assertTrue(any(h.startswith("X-Apple-OAuth-State: auth-") for h in init), init)
+        complete = reqs[("POST", "https://idmsa.apple.com/appleauth/auth/signin/complete")]
+        self.assertTrue(any(h.lower().startswith("scnt:") for h in complete), complete)
+        push = reqs[("PUT", "https://idmsa.apple.com/appleauth/auth/verify/trusteddevice/securitycode")]
+        self.assertIn("Origin: https://www.icloud.com", push)
+        self.assertIn("Accept: application/json", push)
+        self.assertTrue(any(h.startswith("X-Apple-ID-Session-Id:") for h in push), push)
+        login = reqs[("POST", "https://setup.icloud.com/setup/ws/1/accountLogin")]
+        self.assertIn("Origin: https://www.icloud.com", login)
+        self.assertFalse(any(h.startswith("X-Apple-Widget-Key") for h in login), login)
 
     # ---- failures ----
     def test_wrong_password_exit_3(self):

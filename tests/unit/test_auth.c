@@ -5,6 +5,7 @@
 
 #include "icpd/auth.h"
 #include "icpd/error.h"
+#include "icpd/http.h"
 
 /* The shape of Apple's page (2fa_flow_valid_code.yml): a boot_args script
  * among others, bullets as JSON escapes. */
@@ -131,6 +132,33 @@ START_TEST(test_entries_without_id_skipped)
 }
 END_TEST
 
+START_TEST(test_hidden_status)
+{
+	struct http_response r;
+	struct http_header h[2] = { { (char *)"X-Apple-I-Rscd", (char *)"401" },
+		{ (char *)"scnt", (char *)"x" } };
+
+	memset(&r, 0, sizeof(r));
+	r.status = 200;
+	r.headers = h;
+	r.nheaders = 2;
+	ck_assert_int_eq(auth_effective_status(&r), 401);
+	h[0].value = (char *)"409";
+	ck_assert_int_eq(auth_effective_status(&r), 409);
+	h[0].value = (char *)"200";
+	ck_assert_int_eq(auth_effective_status(&r), 200);
+	h[0].value = (char *)"garbage";
+	ck_assert_int_eq(auth_effective_status(&r), 200);
+	/* only a 2xx hides a status; a real error stays what it is */
+	h[0].value = (char *)"401";
+	r.status = 503;
+	ck_assert_int_eq(auth_effective_status(&r), 503);
+	r.nheaders = 0;
+	r.status = 204;
+	ck_assert_int_eq(auth_effective_status(&r), 204);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("auth");
@@ -144,6 +172,7 @@ int main(void)
 	tcase_add_test(tc, test_not_nul_terminated);
 	tcase_add_test(tc, test_garbage);
 	tcase_add_test(tc, test_entries_without_id_skipped);
+	tcase_add_test(tc, test_hidden_status);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -98,7 +98,7 @@ START_TEST(test_order_file_command_env_argv)
 	ck_assert_str_eq(pw, "from-env");
 	password_free(pw);
 	c.password_command = strdup("echo from-command; echo more");
-	ck_assert_int_eq(get(&c, &pw), 0);
+	ck_assert_msg(get(&c, &pw) == 0, "%s", error_message());
 	ck_assert_str_eq(pw, "from-command");
 	password_free(pw);
 	c.password_file = write_file("pw", "from-file\n", 0600);
