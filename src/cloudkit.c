@@ -244,8 +244,8 @@ static enum verdict classify(const char *what, int net_err, const struct http_re
 	}
 	if (code && (strcmp(code, "ZONE_NOT_FOUND") == 0 ||
 			    strcmp(code, "AUTHENTICATION_FAILED") == 0)) {
-		json_decref(body);
 		*err = setup_error(code, what);
+		json_decref(body); /* code points into body */
 		return V_FAIL;
 	}
 	if (r->status == 401 || r->status == 450 ||
@@ -264,9 +264,9 @@ static enum verdict classify(const char *what, int net_err, const struct http_re
 		return V_FAIL;
 	}
 	if (r->status < 200 || r->status >= 300) {
-		json_decref(body);
 		*err = error_set(ICPD_EPROTO, "unexpected HTTP %ld from %s%s%s", r->status, what,
 			code ? ": " : "", code ? code : "");
+		json_decref(body);
 		return V_FAIL;
 	}
 	if (!json_is_object(body)) {
