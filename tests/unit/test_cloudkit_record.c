@@ -439,7 +439,9 @@ START_TEST(test_recorded_albums)
 	ck_assert_int_eq(al[0].kind, ALBUM_FOLDER);
 	ck_assert_str_eq(al[0].name, "F"); /* undecodable name: the record name */
 	ck_assert_str_eq(al[0].parent_id, "P");
-	cloudkit_albums_free(al, 1);
+	free(al[0].name);
+	free(al[0].id);
+	free(al[0].parent_id);
 	json_decref(r);
 	r = json_loads("{\"recordName\":\"D\",\"fields\":{\"isDeleted\":{\"value\":1}}}", 0, NULL);
 	ck_assert_int_eq(cloudkit_album_from_record(r, &al[0]), 1);
