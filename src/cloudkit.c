@@ -474,6 +474,8 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 		int e = 0;
 		enum verdict v = classify(what, errs[i], &resps[i], &outs[i], &e, &delay);
 
+		/* the text is parsed: drop it now, the peak is k trees, not k trees + k texts */
+		http_response_release(&resps[i]);
 		if (v == V_OK) {
 			continue;
 		}
