@@ -13,8 +13,8 @@ bash tests/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
 passed=0 failed=0 skipped=0
 
 # Add the counts of one `meson test` run (read from its JSON log).
-count() {
-	local log=$1/meson-logs/testlog.json r
+count() { # build dir [log name]
+	local log=$1/meson-logs/${2:-testlog}.json r
 	[ -f "$log" ] || { failed=$((failed + 1)); return; }
 	while read -r r; do
 		case $r in
@@ -60,6 +60,26 @@ if build build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=
 	count build-asan
 else
 	echo "icpd: sanitizer build failed"
+	failed=$((failed + 1))
+fi
+
+# 3. The unit suite under valgrind (no fork, so valgrind sees the tests).
+if [ -f build-release/build.ninja ]; then
+	echo "== unit tests under valgrind"
+	rm -f build-release/meson-logs/testlog-valgrind.json
+	CK_FORK=no meson test -C build-release --suite unit -v --num-processes "$jobs" \
+		--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet'
+	count build-release testlog-valgrind
+fi
+
+# 4. Static analysis: clang-tidy (.clang-tidy) over every source file.
+echo "== clang-tidy"
+if clang-tidy -p build-release --quiet src/*.c >build-release/clang-tidy.log 2>&1; then
+	passed=$((passed + 1))
+	echo "clang-tidy: no findings"
+else
+	grep -E "error:|warning:" build-release/clang-tidy.log | head -50
+	echo "clang-tidy: FAILED (full log: build-release/clang-tidy.log)"
 	failed=$((failed + 1))
 fi
 

@@ -6,6 +6,7 @@ State lives in AuthState; every handler takes a Request and returns a Response.
 import base64
 import binascii
 import json
+import os
 import secrets
 import threading
 import time
@@ -116,7 +117,8 @@ class WebSession:
 
 
 class AuthState:
-    def __init__(self, store, hosts_mode: str, port: int, events=None):
+    def __init__(self, store, hosts_mode: str, port: int, events=None, state_file=None):
+        self.state_file = state_file
         self.store = store
         self.hosts_mode = hosts_mode
         self.port = port
@@ -130,6 +132,82 @@ class AuthState:
                          "signin_ok": 0, "signin_wrong_password": 0, "trust_issued": 0,
                          "trust_skips": 0}
 
+    # ---------- persistence (sessions survive a restart with the same state dir) ----------
+    def save(self):
+        if not self.state_file:
+            return
+        now = time.time()
+        with self.lock:
+            convs, webs = {}, {}
+            keys = {}
+            for k, conv in self.conv_keys.items():
+                if conv.valid(now):
+                    convs[conv.id] = conv
+                    keys[k] = conv.id
+            tokens = {}
+            for t, ws in self.web_tokens.items():
+                if ws.alive and now < ws.expires:
+                    webs[id(ws)] = ws
+                    tokens[t] = str(id(ws))
+            out = {
+                "version": 1,
+                "conversations": {cid: {
+                    "apple_id": c.account.apple_id, "host_cn": c.host_cn, "created": c.created,
+                    "expires": c.expires, "verified": c.verified, "trusted": c.trusted,
+                    "trust_token": c.trust_token, "needs_repair": c.needs_repair,
+                    "repaired": c.repaired, "fido": c.fido} for cid, c in convs.items()},
+                "conv_keys": keys,
+                "web_sessions": {str(i): {
+                    "apple_id": w.account.apple_id, "conv": w.conv.id if w.conv and w.conv.id in convs else None,
+                    "trusted": w.trusted, "trust_token": w.trust_token, "created": w.created,
+                    "expires": w.expires} for i, w in webs.items()},
+                "web_tokens": tokens,
+                "trust": {t: [a.apple_id, exp] for t, (a, exp) in self.trust.items() if exp > now},
+            }
+            tmp = self.state_file + ".tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(out, f)
+            os.replace(tmp, self.state_file)
+
+    def load(self):
+        if not self.state_file or not os.path.exists(self.state_file):
+            return 0
+        with open(self.state_file) as f:
+            d = json.load(f)
+        convs = {}
+        for cid, c in d.get("conversations", {}).items():
+            acc = self.store.find(c["apple_id"])
+            if acc is None:
+                continue
+            conv = Conversation(acc, c["host_cn"])
+            conv.id = cid
+            for k in ("created", "expires", "verified", "trusted", "trust_token",
+                      "needs_repair", "repaired", "fido"):
+                setattr(conv, k, c[k])
+            convs[cid] = conv
+        webs = {}
+        for wid, w in d.get("web_sessions", {}).items():
+            acc = self.store.find(w["apple_id"])
+            if acc is None:
+                continue
+            ws = WebSession(acc, convs.get(w["conv"]), w["trusted"], w["trust_token"])
+            ws.created, ws.expires = w["created"], w["expires"]
+            webs[wid] = ws
+        with self.lock:
+            for k, cid in d.get("conv_keys", {}).items():
+                if cid in convs:
+                    self.conv_keys[k] = convs[cid]
+            for t, wid in d.get("web_tokens", {}).items():
+                if wid in webs:
+                    self.web_tokens[t] = webs[wid]
+                    webs[wid].tokens.add(t)
+            for t, (aid, exp) in d.get("trust", {}).items():
+                acc = self.store.find(aid)
+                if acc is not None:
+                    self.trust[t] = (acc, exp)
+        return len(webs)
+
     # ---------- helpers ----------
     def _event(self, kind, **kw):
         kw["event"] = kind
@@ -138,6 +216,9 @@ class AuthState:
             self.events.append(kw)
             if len(self.events) > 10000:
                 del self.events[:1000]
+        if kind not in ("push", "sms", "code_wrong", "signin_failed", "domain_to_use",
+                        "account_login_bad_token", "validate_failed", "signin_locked"):
+            self.save()
 
     def _count(self, name):
         with self.lock:
@@ -148,14 +229,15 @@ class AuthState:
 
     def cookie_domain(self, req):
         if self.hosts_mode == "localhost":
-            return ".localhost"
+            # not ".localhost": libcurl (with libpsl) refuses a cookie for a bare TLD
+            return ".icloud.localhost"
         return ".icloud.com.cn" if self.is_cn(req) else ".icloud.com"
 
     def base_url(self, service, cn, partition=42):
         port = "" if self.port == 443 else ":%d" % self.port
         if self.hosts_mode == "localhost":
-            host = {"ckdatabasews": "p%d-ckdatabasews.localhost" % partition,
-                    "content": "cvws.localhost"}[service]
+            host = {"ckdatabasews": "p%d-ckdatabasews.icloud.localhost" % partition,
+                    "content": "cvws.icloud-content.localhost"}[service]
         else:
             suffix = ".cn" if cn else ""
             host = {"ckdatabasews": "p%d-ckdatabasews.icloud.com%s" % (partition, suffix),
@@ -395,7 +477,7 @@ class AuthState:
         h.append(("X-Apple-Auth-Attributes", _tok("attr-", 12)))
         h.append(("Set-Cookie", "aasp=%s; Domain=%s; Path=/; Secure; HttpOnly" % (
             self._aasp(conv), "idmsa.apple.com.cn" if self.is_cn(req) else (
-                "idmsa.localhost" if self.hosts_mode == "localhost" else "idmsa.apple.com"))))
+                "idmsa.apple.localhost" if self.hosts_mode == "localhost" else "idmsa.apple.com"))))
         if acc.hsa_version == 0:
             conv.needs_repair = True
             self._event("signin_412", apple_id=acc.apple_id)
@@ -437,6 +519,7 @@ class AuthState:
         if not conv.needs_repair:
             return self.idmsa_resp(400, {"serviceErrors": [{"code": "-20001", "message": "no repair pending"}]})
         conv.repaired = True
+        self._event("repaired", apple_id=conv.account.apple_id)
         h = []
         self._new_keys(conv, h)
         return self.idmsa_resp(200, {}, headers=h)
@@ -644,8 +727,8 @@ class AuthState:
         ck = self.base_url("ckdatabasews", cn, acc.partition)
         sfx = ".cn" if cn else ""
         port = "" if self.port == 443 else ":%d" % self.port
-        setup_host = "setup.localhost" if self.hosts_mode == "localhost" else "setup.icloud.com" + sfx
-        idmsa_host = "idmsa.localhost" if self.hosts_mode == "localhost" else "idmsa.apple.com" + sfx
+        setup_host = "setup.icloud.localhost" if self.hosts_mode == "localhost" else "setup.icloud.com" + sfx
+        idmsa_host = "idmsa.apple.localhost" if self.hosts_mode == "localhost" else "idmsa.apple.com" + sfx
         challenge = ws.challenge()
         ds = {
             "lastName": acc.last_name, "iCDPEnabled": acc.adp, "dsid": acc.dsid,

@@ -7,9 +7,12 @@ BASE_NAMES = [
     "*.icloud-content.com",
     "idmsa.apple.com.cn", "setup.icloud.com.cn", "www.icloud.com.cn", "*.icloud.com.cn",
     "*.icloud-content.com.cn",
-    "localhost", "idmsa.localhost", "setup.localhost", "www.localhost", "*.localhost",
-    # OpenSSL refuses a wildcard directly under a single-label name ("*.localhost"),
-    # so the localhost service hosts are also listed one by one.
+    # --hosts localhost: Apple's names with .com -> .localhost (libcurl resolves
+    # *.localhost to 127.0.0.1 by itself; cookies go to Domain=.icloud.localhost)
+    "idmsa.apple.localhost", "setup.icloud.localhost", "www.icloud.localhost",
+    "*.icloud.localhost", "*.icloud-content.localhost",
+    # short names (routable too; OpenSSL refuses the wildcard "*.localhost", so listed one by one)
+    "localhost", "idmsa.localhost", "setup.localhost", "www.localhost",
     "cvws.localhost", "p42-ckdatabasews.localhost",
 ]
 

@@ -49,6 +49,8 @@ class FaultPlan:
         self.lock = threading.Lock()
         self.rules = []
         self.bandwidth = 0
+        self.split_pairs = False       # listing pages: last asset moves to the next page
+        self.changes_scan_limit = 0    # changes/zone: log entries examined per call (0 = default)
         self.counts = {}
         self.fired = []
         self.merge(spec or {})
@@ -64,6 +66,10 @@ class FaultPlan:
                 self.rules.append(dict(r))
             if spec.get("bandwidth") is not None:
                 self.bandwidth = int(spec["bandwidth"])
+            if spec.get("split_pairs") is not None:
+                self.split_pairs = bool(spec["split_pairs"])
+            if spec.get("changes_scan_limit") is not None:
+                self.changes_scan_limit = int(spec["changes_scan_limit"])
 
     def add(self, rule):
         with self.lock:
@@ -74,6 +80,8 @@ class FaultPlan:
             self.rules = []
             self.counts = {}
             self.bandwidth = 0
+            self.split_pairs = False
+            self.changes_scan_limit = 0
 
     def take(self, target, path):
         """Count this request and return the rule that fires, or None."""
@@ -127,7 +135,7 @@ class CloudKitService:
         self.ck_base = public_base.get("ckdatabasews", "https://p42-ckdatabasews.icloud.com:443")
         self.content_base = public_base.get("content", "https://cvws.icloud-content.com").rstrip("/")
         self.faults = FaultPlan(library.faults)
-        self.lock = threading.RLock()
+        self.lock = library.lock
         self.requests = []          # (db, op, body-json) log for tests
         self.sign_key = hashlib.sha256(b"url-sign" + library.key).digest()
         try:
@@ -169,6 +177,7 @@ class CloudKitService:
             body = {}
         with self.lock:
             self.requests.append((db, op, body))
+            del self.requests[:-1000]
             handler = {
                 "records/query": self._query,
                 "internal/records/query/batch": self._batch,
@@ -250,7 +259,14 @@ class CloudKitService:
             items = items[::-1]
         page = items[rank:rank + npairs] if rank >= 0 else []
         desired = body.get("desiredKeys")
-        records = [self.render_master(x, desired) for x in page] + [self.render_asset(x, desired) for x in page]
+        apage = page
+        if self.faults.split_pairs and page:
+            # each full page hands its last CPLAsset to the next page (kei
+            # buffers such halves; icloudpd would fail with a KeyError, §3.2)
+            apage = ([items[rank - 1]] if 0 < rank <= len(items) else []) + page
+            if rank + npairs < len(items):
+                apage = apage[:-1]
+        records = [self.render_master(x, desired) for x in page] + [self.render_asset(x, desired) for x in apage]
         out = {"records": records}
         if rank + npairs < len(items):
             out["continuationMarker"] = base64.b64encode(("rank:%d" % (rank + npairs)).encode()).decode()
@@ -383,7 +399,8 @@ class CloudKitService:
                     out.append({"zoneID": self.zone_id(z), "serverErrorCode": "BAD_REQUEST", "reason": str(e)})
                     continue
             limit = max(1, min(int(zreq.get("resultsLimit") or 200), 200))
-            entries, nxt, more = self.lib.changes(z.idx, start, limit)
+            scan = self.faults.changes_scan_limit or 20000
+            entries, nxt, more = self.lib.changes(z.idx, start, limit, scan)
             desired = zreq.get("desiredKeys")
             recs = [self.render_change(e, z, desired) for e in entries]
             out.append({"zoneID": self.zone_id(z), "syncToken": self._zone_token(z, nxt),

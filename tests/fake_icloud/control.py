@@ -69,8 +69,14 @@ class ControlHandler(BaseHTTPRequestHandler):
         try:
             if p == "/faults":
                 items = body if isinstance(body, list) else [body]
-                ids = [FAULTS.add(d).id for d in items]
-                return self._send(200, {"ok": True, "ids": ids})
+                ids, hooked = [], []
+                for d in items:
+                    r = FAULTS.add(d)
+                    if isinstance(r, list):
+                        hooked.append({"action": d.get("action"), "results": r})
+                    else:
+                        ids.append(r.id)
+                return self._send(200, {"ok": True, "ids": ids, "forwarded": hooked})
             if p == "/reset_counters":
                 app.reset_counters()
                 return self._send(200, {"ok": True})

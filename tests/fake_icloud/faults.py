@@ -17,6 +17,7 @@ take(req) only hands out faults whose action is built in or registered;
 a handler may claim faults with its own unregistered actions by calling
 take(req, actions={"name", ...}).
 """
+import inspect
 import itertools
 import re
 import threading
@@ -68,17 +69,35 @@ class FaultList:
         self.lock = threading.Lock()
         self.faults = []
         self.actions = {}
+        self.hooks = {}
         self._ids = itertools.count(1)
 
     def register_action(self, name, fn):
-        self.actions[name] = fn
+        """fn(req, fault, dispatch) -> Response: a request-time action.
+        A one-argument fn(rule) is a control-time hook instead: POST /faults
+        with that action calls it at once with the posted "rule" (or
+        "params", or the posted dict without "action") and stores nothing."""
+        try:
+            nparams = len(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            nparams = 3
+        if nparams == 1:
+            self.hooks.setdefault(name, []).append(fn)
+        else:
+            self.actions[name] = fn
 
     def known(self, action):
         return action in BUILTIN or action in self.actions
 
-    def add(self, d: dict) -> Fault:
+    def add(self, d: dict):
+        """Store a fault (returns Fault) or run control-time hooks (returns list of results)."""
         if not isinstance(d, dict) or not isinstance(d.get("action"), str):
             raise ValueError("fault needs a string 'action'")
+        if d["action"] in self.hooks:
+            arg = d.get("rule") or d.get("params") or {k: v for k, v in d.items() if k != "action"}
+            return [fn(arg) for fn in self.hooks[d["action"]]]
+        if not self.known(d["action"]):
+            raise ValueError("unknown fault action %r" % d["action"])
         if d.get("path_regex"):
             re.compile(d["path_regex"])
         if d.get("host_regex"):
@@ -165,3 +184,11 @@ class FaultList:
 
 
 FAULTS = FaultList()
+
+
+def register_action(name, fn):
+    FAULTS.register_action(name, fn)
+
+
+def take(req, actions=None):
+    return FAULTS.take(req, actions)

@@ -16,6 +16,7 @@ import hmac
 import json
 import random
 import struct
+import threading
 import uuid
 from array import array
 
@@ -176,6 +177,7 @@ class TokenError(ValueError):
 
 class Library:
     def __init__(self):
+        self.lock = threading.RLock()   # shared by every service using this library
         self.assets = []           # by serial
         self.by_uuid = {}
         self.albums = []
@@ -224,9 +226,10 @@ class Library:
 
     def _build(self, spec):
         self.seed = spec.get("seed", 0)
-        canon = json.dumps(spec, sort_keys=True, ensure_ascii=True).encode()
-        self.key = hashlib.sha256(b"icpd-fake-library\0" + canon).digest()
-        self.owner = spec.get("owner", "_" + hashlib.md5(self.key).hexdigest())
+        # the key (checksums, ids, tokens, URL signatures) depends only on
+        # seed + owner, so to_spec() round trips keep every identifier
+        self.owner = spec.get("owner") or "_" + hashlib.md5(b"owner%s" % str(self.seed).encode()).hexdigest()
+        self.key = hashlib.sha256(b"icpd-fake-library\0%s\0%s" % (str(self.seed).encode(), self.owner.encode())).digest()
         self.faults = spec.get("faults", {})
         if spec.get("now") is not None:
             self.now_ms = parse_date(spec["now"])
@@ -508,6 +511,10 @@ class Library:
         raise KeyError("no asset %r" % (ref,))
 
     def mutate(self, op):
+        with self.lock:
+            return self._mutate(op)
+
+    def _mutate(self, op):
         """Apply one between-run change; advances the sync tokens.
         op: {"op": add|delete|restore|purge|edit|favourite|unfavourite|hide|
         unhide|album_add|album_remove, "asset": <uuid|master|filename|serial>,
@@ -744,6 +751,8 @@ def generate_spec(count, seed, size_scale=1.0, hostile="safe", shared=None, albu
     for i in range(n_regular):
         date = dates[i] - dates[i] % 1000 + rng.randrange(0, 1000)
         counter = counter % 9999 + 1
+        if rng.random() < 0.004:
+            counter = rng.randrange(1, 3000)      # new phone: the counter restarts
         name_no = counter
         r = rng.random()
         if r < 0.45:
@@ -765,6 +774,8 @@ def generate_spec(count, seed, size_scale=1.0, hostile="safe", shared=None, albu
         else:
             kind = "edited"
         a = _gen_asset(rng, kind, date, name_no, scale)
+        if kind == "jpeg" and rng.random() < 0.05:
+            a["filename"] = "DSC_%04d.JPG" % rng.randrange(1, 40)   # camera imports: names repeat
         _decorate(rng, a, album_names)
         if n_shared and i % max(n_regular // n_shared, 1) == 1 and sum(1 for x in assets if x.get("zone")) < n_shared:
             a["zone"] = shared_zone
@@ -941,11 +952,15 @@ def _special_assets(rng, scale, hostile, album_names):
     # JPEG live photo whose MOV collides with a same-day video of the same name
     lp = photo("IMG_5004.JPG", minute=6, kind="live", note="live JPEG; video IMG_5004.MOV same day")
     lp["live"] = {"uti": "com.apple.quicktime-movie", "size": max(int(30000 * scale), 200), "w": 1308, "h": 980}
+    lp["vid_medium"] = {"uti": "com.apple.quicktime-movie", "size": max(int(12000 * scale), 200), "w": 872, "h": 653}
+    lp["vid_small"] = {"uti": "com.apple.quicktime-movie", "size": max(int(5000 * scale), 200), "w": 581, "h": 436}
     lp["subtype_v2"] = 2
     out.append(lp)
     vid = photo("IMG_5004.MOV", minute=7, kind="video", note="video colliding with live MOV")
     vid["original"] = {"uti": "com.apple.quicktime-movie", "size": max(int(50000 * scale), 200), "w": 1920, "h": 1080}
     vid["medium"] = _jpeg(rng, 2000, 4000, scale, 1280, 720)
+    vid["vid_medium"] = {"uti": "public.mpeg-4", "size": max(int(20000 * scale), 200), "w": 1280, "h": 720}
+    vid["vid_small"] = {"uti": "public.mpeg-4", "size": max(int(8000 * scale), 200), "w": 640, "h": 360}
     out.append(vid)
     # Unicode and emoji
     out.append(photo("IMG_\u4e2d\u6587_7409.JPG", minute=8, note="CJK name"))

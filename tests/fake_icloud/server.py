@@ -341,6 +341,8 @@ def main(argv=None):
     ap.add_argument("--hosts", choices=("apple", "localhost"), default="localhost")
     ap.add_argument("--control-port", type=int, default=0)
     ap.add_argument("--log", default=None, help="JSON-lines request log")
+    ap.add_argument("--certs-only", action="store_true",
+                    help="create the CA and server certificate in the state dir, print the CA path, exit")
     args = ap.parse_args(argv)
     os.makedirs(args.state_dir, exist_ok=True)
     ready = os.path.join(args.state_dir, "ready.json")
@@ -350,6 +352,9 @@ def main(argv=None):
     app = App(args)
     extra = sorted({"p%d-ckdatabasews.localhost" % a.partition for a in app.store.accounts})
     ca, srv_pem, srv_key = certs.make_certs(args.state_dir, extra)
+    if args.certs_only:
+        print(os.path.abspath(ca))
+        return 0
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(srv_pem, srv_key)
@@ -359,7 +364,21 @@ def main(argv=None):
     httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
     port = httpd.server_address[1]
     app.port = port
-    app.auth = AuthState(app.store, args.hosts, port)
+    app.auth = AuthState(app.store, args.hosts, port,
+                         state_file=os.path.join(args.state_dir, "auth-state.json"))
+    try:
+        n = app.auth.load()
+        if n:
+            print("fake iCloud: restored %d web sessions from the state dir" % n, file=sys.stderr)
+    except (ValueError, KeyError, OSError) as e:
+        print("fake iCloud: ignoring unreadable auth-state.json: %s" % e, file=sys.stderr)
+    # create the CloudKit services up front so their fault hooks are registered
+    if _cloudkit is not None and _library is not None:
+        for acc in [None] + list(app.store.accounts):
+            try:
+                app.service_for(acc, acc is not None and acc.domain == "cn" and args.hosts == "apple")
+            except Exception as e:  # a bad library spec must not stop sign-in tests
+                print("fake iCloud: cannot load library: %s" % e, file=sys.stderr)
     ctl = start_control(app, args.control_port)
     cport = ctl.server_address[1]
 
