@@ -43,8 +43,11 @@ struct session {
  * Open the session of account in dir: take the lock (waits up to
  * lock_wait seconds, then ICPD_EUSAGE-free ICPD_ESTORAGE with a message
  * naming the other process), load the key, read the sealed file if any.
- * A missing session file is not an error (the fields stay NULL).
- * key_file may be NULL (then a key file beside the session is used/made).
+ * A missing session file is not an error (the fields stay NULL); a new
+ * client_id is made when none is stored.  The directory is created (0700)
+ * when missing.  key_file may be NULL (then "<dir>/.icpd-key" is used, or
+ * created with a warning).  On failure s is closed (session_close is a
+ * no-op on it).
  */
 int session_open(struct session *s, const char *dir, const char *account,
 	const char *key_file, int lock_wait) __attribute__((warn_unused_result));
@@ -52,7 +55,9 @@ int session_open(struct session *s, const char *dir, const char *account,
 /* Write everything atomically (tmp, fsync, rename, fsync dir), mode 0600. */
 int session_save(struct session *s) __attribute__((warn_unused_result));
 
-/* Keep only client_id and trust_token (after a rejected session). */
+/* Keep only client_id and trust_token (after a rejected session), and of
+ * the cookies only X-APPLE-WEBAUTH-HSA-TRUST and X_APPLE_WEB_KB-*, which
+ * belong to the trusted browser.  The caller reloads its cookie engine. */
 void session_forget_login(struct session *s);
 
 /* Release memory, wipe secrets, drop the lock.  NULL ok. */
@@ -72,7 +77,32 @@ int session_store_cookies(struct session *s, struct http_client *http)
 int session_import_icloudpd(struct session *s, const char *dir)
 	__attribute__((warn_unused_result));
 
-/* Set a token field (wipes the old value); value may be NULL. */
+/* Set a token field (wipes the old value, copies value into secret
+ * memory); value may be NULL. */
 void session_set(char **field, const char *value);
+
+/*
+ * Recompute trust_expires and session_expires from the cookie lines:
+ * session = the earlier expiry of X-APPLE-WEBAUTH-USER and
+ * X-APPLE-DS-WEB-SESSION-TOKEN; trust = X-APPLE-WEBAUTH-HSA-TRUST, else the
+ * session's.  0 = unknown.  session_store_cookies and the loaders call it.
+ */
+void session_update_expiry(struct session *s);
+
+/* The per-account file name stem, as icloudpd makes it: the lower-cased
+ * Apple ID without non-word characters ("jdoe@gmail.com" -> "jdoegmailcom").
+ * Caller frees. */
+char *session_file_name(const char *account);
+
+/*
+ * Convert an LWP cookie jar (Python's LWPCookieJar, as icloudpd saves it)
+ * into libcurl's Netscape cookie lines, appended to netscape_out.  The
+ * input is untrusted: any malformed line fails the whole jar with
+ * ICPD_EPROTO (message names the line number, never a value) and leaves
+ * netscape_out as it was.  Release netscape_out with secret_buf_release.
+ * Also the entry point of the cookie-jar fuzz target.
+ */
+int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
+	__attribute__((warn_unused_result));
 
 #endif

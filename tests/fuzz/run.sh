@@ -1,6 +1,8 @@
 #!/bin/bash
 # Build the libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined)
-# and run each for a bounded time (FUZZ_SECONDS, default 20).  Exit 77 (meson:
+# and run each for a bounded time (FUZZ_SECONDS, default 20).  FUZZ_TARGETS:
+# names to run (default: cloudkit_record, the targets whose sources are
+# listed below).  Exit 77 (meson:
 # skipped) when clang or its fuzzer runtime is missing, and say so loudly.
 #
 #   run.sh [BUILD_DIR]
@@ -32,15 +34,16 @@ flags=(-g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 printf '#define ICPD_VERSION "fuzz"\n#define ICPD_LIBEXIF_VERSION "fuzz"\n' >"$out/fuzz/icpd_build.h"
 
 status=0
-for target in "$here"/fuzz_*.c; do
-	name=$(basename "$target" .c)
+for t in ${FUZZ_TARGETS:-cloudkit_record}; do
+	target=$here/fuzz_$t.c
+	name=fuzz_$t
 	bin=$out/fuzz/$name
 	echo "building $name"
 	(cd "$root" && "$cc" "${flags[@]}" "$target" "${srcs[@]}" -o "$bin" \
 		$(pkg-config --cflags --libs jansson libcurl) -lm) || { status=1; continue; }
 	corpus=$out/fuzz/corpus-$name
 	mkdir -p "$corpus"
-	cp "$here"/corpus/* "$root"/tests/unit/fixtures/cloudkit/*.json "$corpus"/ 2>/dev/null
+	cp "$here"/corpus/"$t"/* "$corpus"/ 2>/dev/null
 	echo "running $name for ${secs}s"
 	if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		"$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
