@@ -244,8 +244,8 @@ static enum verdict classify(const char *what, int net_err, const struct http_re
 	}
 	if (code && (strcmp(code, "ZONE_NOT_FOUND") == 0 ||
 			    strcmp(code, "AUTHENTICATION_FAILED") == 0)) {
-		json_decref(body);
 		*err = setup_error(code, what);
+		json_decref(body); /* code points into body */
 		return V_FAIL;
 	}
 	if (r->status == 401 || r->status == 450 ||
@@ -264,9 +264,9 @@ static enum verdict classify(const char *what, int net_err, const struct http_re
 		return V_FAIL;
 	}
 	if (r->status < 200 || r->status >= 300) {
-		json_decref(body);
 		*err = error_set(ICPD_EPROTO, "unexpected HTTP %ld from %s%s%s", r->status, what,
 			code ? ": " : "", code ? code : "");
+		json_decref(body);
 		return V_FAIL;
 	}
 	if (!json_is_object(body)) {
@@ -474,6 +474,8 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 		int e = 0;
 		enum verdict v = classify(what, errs[i], &resps[i], &outs[i], &e, &delay);
 
+		/* the text is parsed: drop it now, the peak is k trees, not k trees + k texts */
+		http_response_release(&resps[i]);
 		if (v == V_OK) {
 			continue;
 		}
@@ -840,6 +842,51 @@ static int album_query(struct cloudkit *ck, const char *parent, json_t *acc)
 	return error_set(ICPD_EPROTO, "album list does not end");
 }
 
+int cloudkit_album_from_record(const json_t *r, struct cloudkit_album *out)
+{
+	const char *id = json_string_value(json_object_get(r, "recordName"));
+	const char *parent = cloudkit_field_str(r, "parentId");
+	const char *enc = cloudkit_field_str(r, "albumNameEnc");
+	const char *why = NULL;
+	char *name = NULL;
+	int64_t type = 0, del = 0;
+	unsigned char *raw = NULL;
+	size_t rl = 0;
+
+	if (!id || strcmp(id, "----Root-Folder----") == 0 ||
+		strcmp(id, "----Project-Root-Folder----") == 0 ||
+		json_is_true(json_object_get(r, "deleted"))) {
+		return 1;
+	}
+	cloudkit_field_int(r, "albumType", &type);
+	cloudkit_field_int(r, "isDeleted", &del);
+	if (del) {
+		return 1;
+	}
+	if (enc) {
+		if (cloudkit_b64decode(enc, &raw, &rl) == 0 && rl > 0 && strlen((char *)raw) == rl) {
+			name = (char *)raw;
+		} else {
+			free(raw);
+			error_clear();
+			why = "albumNameEnc is not valid base64 text";
+		}
+	} else {
+		why = "no albumNameEnc";
+	}
+	if (!name) {
+		log_warn("album '%s': %s; listed under its record name", id, why);
+		name = xstrdup(id);
+	}
+	if (parent && strcmp(parent, "----Root-Folder----") == 0) {
+		parent = NULL;
+	}
+	*out = (struct cloudkit_album){ .name = name, .id = xstrdup(id),
+		.parent_id = parent ? xstrdup(parent) : NULL,
+		.kind = type == 3 ? ALBUM_FOLDER : ALBUM_USER, .count = -1 };
+	return 0;
+}
+
 int cloudkit_albums(struct cloudkit *ck, bool with_counts, struct cloudkit_album **out, size_t *n)
 {
 	struct cloudkit_album *v = NULL;
@@ -860,48 +907,17 @@ int cloudkit_albums(struct cloudkit *ck, bool with_counts, struct cloudkit_album
 		for (size_t i = 0; err == 0 && i < json_array_size(recs); i++) {
 			const json_t *r = json_array_get(recs, i);
 			const char *id = json_string_value(json_object_get(r, "recordName"));
-			const char *parent = cloudkit_field_str(r, "parentId");
-			char *name = NULL;
-			const char *why = NULL;
-			int64_t type = 0, del = 0;
-			unsigned char *raw = NULL;
-			size_t rl = 0;
+			struct cloudkit_album al;
 
 			if (!id || json_object_get(seen, id)) {
 				continue;
 			}
 			json_object_set_new(seen, id, json_true());
-			cloudkit_field_int(r, "albumType", &type);
-			cloudkit_field_int(r, "isDeleted", &del);
-			if (strcmp(id, "----Root-Folder----") == 0 ||
-				strcmp(id, "----Project-Root-Folder----") == 0 || del) {
+			if (cloudkit_album_from_record(r, &al) != 0) {
 				continue;
 			}
-			if (json_is_true(json_object_get(r, "deleted"))) {
-				continue;
-			}
-			if (cloudkit_field_str(r, "albumNameEnc")) {
-				if (cloudkit_b64decode(cloudkit_field_str(r, "albumNameEnc"), &raw, &rl) == 0) {
-					name = (char *)raw;
-				} else {
-					error_clear();
-					why = "invalid base64";
-				}
-			} else {
-				why = "no albumNameEnc";
-			}
-			if (!name) {
-				log_warn("album '%s': %s; listed under its record name", id, why);
-				name = xstrdup(id);
-			}
-			if (parent && strcmp(parent, "----Root-Folder----") == 0) {
-				parent = NULL;
-			}
-			album_push(&v, &cnt, (struct cloudkit_album){ .name = name, .id = xstrdup(id),
-						     .parent_id = parent ? xstrdup(parent) : NULL,
-						     .kind = type == 3 ? ALBUM_FOLDER : ALBUM_USER,
-						     .count = -1 });
-			if (type == 3) {
+			album_push(&v, &cnt, al);
+			if (al.kind == ALBUM_FOLDER) {
 				err = album_query(ck, id, recs);
 			}
 		}

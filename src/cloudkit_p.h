@@ -92,6 +92,11 @@ void cloudkit_pairs_flush(struct cloudkit_pairs *p, const char *zone, struct clo
 int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *zone,
 	struct asset *a);
 
+/* A CPLAlbum record → album (0), or 1 when it is not one to offer (root
+ * folders, deleted).  A name that cannot be decoded is reported and the
+ * record name used instead. */
+int cloudkit_album_from_record(const json_t *r, struct cloudkit_album *out);
+
 /* Field helpers. */
 const json_t *cloudkit_field(const json_t *rec, const char *name);  /* fields.NAME.value */
 const char *cloudkit_field_str(const json_t *rec, const char *name);

@@ -266,6 +266,8 @@ static int fetch_list(struct cloudkit_query *it)
 		}
 		err = cloudkit_pairs_page(&it->pairs, json_object_get(outs[i], "records"), ck->zone.name,
 			&it->page);
+		json_decref(outs[i]); /* decoded: free the tree before the next one */
+		outs[i] = NULL;
 		if (err < 0) {
 			break;
 		}

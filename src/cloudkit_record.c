@@ -408,6 +408,10 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 		log_warn("record '%s': no filenameEnc; a name is made from the record name", mname);
 	} else if (r < 0) {
 		log_warn("record '%s': filenameEnc %s; a name is made from the record name", mname, why);
+	} else if (!*a->filename) {
+		log_warn("record '%s': filenameEnc is empty; a name is made from the record name", mname);
+		free(a->filename);
+		a->filename = NULL;
 	}
 
 	s = cloudkit_field_str(master, "itemType");

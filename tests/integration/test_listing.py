@@ -236,6 +236,69 @@ class Listing(unittest.TestCase):
         self.assertIn("retrying", r.stderr)
 
 
+class Errors(unittest.TestCase):
+    """Error mapping in one place (cloudkit-photos.md §1.5)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.spec = L.generate_spec(150, 9)
+        cls.fake = fe.Fake(cls.spec)
+        cls.env = fe.icpd_env(cls.fake.write_session())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.cleanup()
+
+    def tearDown(self):
+        self.fake.ctl("DELETE", "/faults")
+        self.fake.ctl("POST", "/accounts", {"apple_id": fe.USER, "adp": False})
+
+    def run_list(self, *args):
+        return subprocess.run([ICPD, "list", *args, "--ca-file", self.fake.ca, "--listing-parallelism",
+                               "1"], env=self.env, capture_output=True, text=True, timeout=300)
+
+    def fault(self, **f):
+        self.fake.ctl("POST", "/faults", dict({"service": "ckdatabasews"}, **f))
+
+    def test_adp_access_denied_exits_7(self):
+        self.fake.ctl("POST", "/accounts", {"apple_id": fe.USER, "adp": True})
+        r = self.run_list("assets")
+        self.assertEqual(r.returncode, 7, r.stderr)
+        self.assertIn("ACCESS_DENIED", r.stderr)
+        self.assertIn("Access iCloud Data on the Web", r.stderr)
+
+    def test_zone_not_found_says_finish_setup(self):
+        self.fault(path_regex="zones/list", action="status", count=0,
+                   params={"status": 200, "content_type": "application/json",
+                           "body": json.dumps({"serverErrorCode": "ZONE_NOT_FOUND", "reason": "x"})})
+        r = self.run_list("libraries")
+        self.assertEqual(r.returncode, 7, r.stderr)
+        self.assertIn("finish setting up iCloud", r.stderr)
+
+    def test_421_without_revalidation_asks_for_auth(self):
+        self.fault(path_regex="records/query", action="421", count=0)
+        r = self.run_list("assets")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("icpd auth", r.stderr)
+
+    def test_persistent_503_is_bounded(self):
+        self.fault(path_regex="records/query", action="503", retry_after=0, count=0)
+        t0 = time.time()
+        r = self.run_list("assets")
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertIn("after 6 attempts", r.stderr)
+        self.assertLess(time.time() - t0, 120)
+
+    def test_malformed_json_is_retried(self):
+        self.fault(path_regex="records/query", action="malformed_json", nth=2, count=1)
+        r = self.run_list("assets")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lib = L.Library.from_spec(self.spec)
+        n = len([x for x in lib.assets if lib.zones[x.zone].name == "PrimarySync" and not x.hidden
+                 and not x.deleted])
+        self.assertEqual(len(r.stdout.splitlines()), n)
+
+
 class Incremental(unittest.TestCase):
     """Sync tokens: full listing, then nothing, then exactly the changes."""
 

@@ -407,6 +407,50 @@ START_TEST(test_pairs_across_pages)
 }
 END_TEST
 
+START_TEST(test_recorded_albums)
+{
+	size_t len;
+	char *text = slurp(FIXTURES "listing_albums.json", &len);
+	json_t *root = json_loadb(text, len, 0, NULL), *r;
+	struct cloudkit_album al[20];
+	size_t n = 0, i;
+
+	ck_assert_ptr_nonnull(root);
+	json_array_foreach(json_object_get(root, "records"), i, r) {
+		if (cloudkit_album_from_record(r, &al[n]) == 0) {
+			n++;
+		}
+	}
+	ck_assert_uint_eq(n, 16); /* 17 records minus ----Root-Folder---- */
+	ck_assert_str_eq(al[0].name, "Bilderrahmen");
+	ck_assert_str_eq(al[0].id, "2076BCB0-C481-4175-8F14-7A0E8EFAF02B");
+	/* Apple sends NFD (o + combining diaeresis); kept byte for byte */
+	ck_assert_str_eq(al[1].name, "Jo\xcc\x88rg");
+	ck_assert_str_eq(al[5].name, "Garage vorher/nachher");
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(al[i].kind, ALBUM_USER);
+		ck_assert_ptr_null(al[i].parent_id);
+		free(al[i].name);
+		free(al[i].id);
+	}
+	r = json_loads("{\"recordName\":\"F\",\"fields\":{\"albumType\":{\"value\":3},"
+		       "\"albumNameEnc\":{\"value\":\"!!\"},\"parentId\":{\"value\":\"P\"}}}", 0, NULL);
+	ck_assert_int_eq(cloudkit_album_from_record(r, &al[0]), 0);
+	ck_assert_int_eq(al[0].kind, ALBUM_FOLDER);
+	ck_assert_str_eq(al[0].name, "F"); /* undecodable name: the record name */
+	ck_assert_str_eq(al[0].parent_id, "P");
+	free(al[0].name);
+	free(al[0].id);
+	free(al[0].parent_id);
+	json_decref(r);
+	r = json_loads("{\"recordName\":\"D\",\"fields\":{\"isDeleted\":{\"value\":1}}}", 0, NULL);
+	ck_assert_int_eq(cloudkit_album_from_record(r, &al[0]), 1);
+	json_decref(r);
+	json_decref(root);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_b64)
 {
 	unsigned char *out;
@@ -439,6 +483,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_unpaired_and_unknown);
 	tcase_add_test(tc, test_metadata);
 	tcase_add_test(tc, test_pairs_across_pages);
+	tcase_add_test(tc, test_recorded_albums);
 	tcase_add_test(tc, test_b64);
 	suite_add_tcase(s, tc);
 	return s;
