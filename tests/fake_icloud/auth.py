@@ -482,6 +482,13 @@ class AuthState:
             conv.needs_repair = True
             self._event("signin_412", apple_id=acc.apple_id)
             return self.idmsa_resp(412, {"authType": "sa"}, headers=h)
+        if live and acc.escrow_on_trust:
+            # reported (unconfirmed) iOS 26.4 behaviour: trust accepted, escrow proof wanted.
+            # The fake has no escrow endpoints; the ordinary 2FA path still works.
+            h.append(("X-Apple-EDP", "1"))
+            h.append(("X-Apple-PDP", "1"))
+            self._event("signin_escrow", apple_id=acc.apple_id)
+            return self.idmsa_resp(409, {"authType": "hsa2"}, headers=h)
         if live and not acc.fido_only:
             conv.trusted = True
             conv.verified = True
@@ -643,6 +650,8 @@ class AuthState:
         self._new_keys(conv, h)
         h.append(("X-Apple-Auth-Attributes", _tok("attr-", 12)))
         h.append(("X-Apple-OAuth-Grant-Code", _tok("gc-", 12)))
+        if acc.code_409_success:
+            return self.idmsa_resp(409, {"securityCode": {"code": code, "valid": True}}, headers=h)
         if sms:
             return self.idmsa_resp(200, {"trustedPhoneNumber": acc.phones[0].entry() if acc.phones else {},
                                          "securityCode": {"code": code, "valid": True}, "mode": "sms"}, headers=h)

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Checks run by run_icloudpd.sh inside the private namespaces.
 
-Route for the 2FA account (tooling.md section 4d: the binary's console 2FA
+Routes. (A) for the 2FA account (tooling.md section 4d: the binary's console 2FA
 ignores REQUESTS_CA_BUNDLE for the phone list, so it cannot type a code
 against a private CA): our own test client (fakeclient.py) does SRP + device
 code + 2sv/trust once and gets a trust token; we put only {client_id,
 trust_token} into icloudpd's session file; icloudpd then signs in with its
 own SRP, presenting the trust token, and must get 200 (no second factor).
-The non-2FA account (hsaVersion 0) is signed in by icloudpd alone (412 ->
-repair/complete).  Second runs must reuse the session through validate.
+(B) The non-2FA account (hsaVersion 0) is signed in by icloudpd alone (412 ->
+repair/complete).  (C) icloudpd does its own 2FA with --mfa-provider webui: we
+POST the code to its web UI (no phone list needed).  Second runs must reuse
+the session through validate.
 """
 import json
 import os
@@ -26,6 +28,8 @@ ACCOUNTS = [
      "salt_hex": "5143aa0102030405060708090a0b0c0d"},
     {"apple_id": "plain@example.com", "password": PW, "iterations": 20064, "hsa_version": 0},
     {"apple_id": "fo@example.com", "password": PW, "iterations": 20064, "protocol": "s2k_fo"},
+    {"apple_id": "webui@example.com", "password": PW, "iterations": 20064, "code": "305917"},
+    {"apple_id": "china@example.cn", "password": PW, "iterations": 20064, "hsa_version": 0, "domain": "cn"},
     # salt starting with 0x00: informational (pysrp's OpenSSL backend strips it, section 4.1.1)
     {"apple_id": "zerosalt@example.com", "password": PW, "iterations": 20064, "hsa_version": 0,
      "salt_hex": "00a1b2c3d4e5f60718293a4b5c6d7e8f"},
@@ -83,6 +87,50 @@ def icloudpd(w, binary, user, *extra, password=PW, timeout=120):
         f.write(out)
     # never print the whole log: it has tokens in debug lines
     return rc, out
+
+
+def icloudpd_webui_2fa(w, binary, user, code, ctl, timeout=90):
+    """Run icloudpd with --mfa-provider webui and type the code into its web UI (port 8080)."""
+    import http.client
+    import urllib.parse
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.path.join(w, "home"), "LANG": "C.UTF-8",
+           "REQUESTS_CA_BUNDLE": os.path.join(w, "state", "ca.pem"), "TZ": "UTC"}
+    args = [binary, "--username", user, "--password", PW, "--password-provider", "parameter",
+            "--mfa-provider", "webui", "--auth-only", "--cookie-directory", os.path.join(w, "cookies"),
+            "--no-progress-bar", "--log-level", "debug"]
+    logf = open(os.path.join(w, "icloudpd-webui.log"), "w")
+    p = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+    posted = None
+    end = time.time() + timeout
+    try:
+        while time.time() < end and p.poll() is None:
+            time.sleep(0.5)
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", 8080, timeout=5)
+                conn.request("GET", "/status")
+                page = conn.getresponse().read().decode(errors="replace")
+                conn.close()
+            except OSError:
+                continue
+            if posted is None and 'name="code"' in page:
+                conn = http.client.HTTPConnection("127.0.0.1", 8080, timeout=10)
+                conn.request("POST", "/code", body=urllib.parse.urlencode({"code": code}),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+                posted = conn.getresponse().status
+                conn.close()
+        try:
+            rc = p.wait(max(1, end - time.time()))
+        except subprocess.TimeoutExpired:
+            rc = -999
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        logf.close()
+    return rc, posted
 
 
 def reqs(ctl):
@@ -173,6 +221,23 @@ def run_checks(w, binary, ready):
     rc, out = icloudpd(w, binary, "jdoe@example.com", "--auth-only")
     check("re-established icloudpd session for the kept cookie dir", rc == 0, "rc=%d" % rc)
 
+    # ---- route C: icloudpd's own 2FA via --mfa-provider webui (no phone list involved)
+    fc.control(ctl, "POST", "/reset_counters")
+    rc, posted = icloudpd_webui_2fa(w, binary, "webui@example.com", "305917", ctl)
+    rq = reqs(ctl)
+    check("webui 2FA: icloudpd asked for the code and took it (HTTP %s)" % posted, posted == 200)
+    check("webui 2FA: signin 409, code POST 204, 2sv/trust 204, accountLogin x2, rc 0",
+          statuses(rq, "/signin/complete") == [409] and statuses(rq, "/verify/trusteddevice/securitycode") == [204]
+          and statuses(rq, "/2sv/trust") == [204] and statuses(rq, "/accountLogin") == [200, 200] and rc == 0,
+          "rc=%s complete=%s code=%s trust=%s login=%s" % (
+              rc, statuses(rq, "/signin/complete"), statuses(rq, "/verify/trusteddevice/securitycode"),
+              statuses(rq, "/2sv/trust"), statuses(rq, "/accountLogin")))
+    fc.control(ctl, "POST", "/reset_counters")
+    rc, out = icloudpd(w, binary, "webui@example.com", "--auth-only")
+    rq = reqs(ctl)
+    check("webui 2FA: next run reuses the session via validate, no SRP",
+          rc == 0 and statuses(rq, "/validate") == [200] and not statuses(rq, "/signin/init"))
+
     # ---- wrong password
     fc.control(ctl, "POST", "/reset_counters")
     rc, out = icloudpd(w, binary, "plain@example.com", "--auth-only", password="not the password")
@@ -197,6 +262,27 @@ def run_checks(w, binary, ready):
     rq = reqs(ctl)
     check("non-2FA account: second run reuses the session via validate",
           rc == 0 and statuses(rq, "/validate") == [200] and not statuses(rq, "/signin/init"))
+
+    # ---- China: --domain cn uses the .com.cn hosts
+    fc.control(ctl, "POST", "/reset_counters")
+    rc, out = icloudpd(w, binary, "china@example.cn", "--auth-only", "--domain", "cn")
+    rq = reqs(ctl)
+    hosts = sorted({e["host"] for e in rq["requests"]})
+    check("--domain cn: icloudpd signs in on the .com.cn hosts",
+          rc == 0 and hosts == ["idmsa.apple.com.cn", "setup.icloud.com.cn"]
+          and statuses(rq, "/accountLogin") == [200], "rc=%d hosts=%s" % (rc, hosts))
+    jar = open(os.path.join(cookies, "chinaexamplecn")).read()
+    check("--domain cn: session cookies for .icloud.com.cn", "domain=.icloud.com.cn;" in jar)
+    fc.control(ctl, "POST", "/reset_counters")
+    rc, out = icloudpd(w, binary, "china@example.cn", "--auth-only", "--domain", "cn")
+    rq = reqs(ctl)
+    check("--domain cn: second run reuses the session via validate",
+          rc == 0 and statuses(rq, "/validate") == [200] and not statuses(rq, "/signin/init"))
+    fc.control(ctl, "POST", "/reset_counters")
+    rc, out = icloudpd(w, binary, "plain@example.com", "--auth-only", "--domain", "cn",
+                       "--cookie-directory", os.path.join(w, "cookies-wrong-region"))
+    check("a com account with --domain cn: icloudpd reports Apple's domainToUse",
+          "Apple insists on using iCloud.com" in out, "rc=%d" % rc)
 
     # ---- s2k_fo account: icloudpd's SRP with the other protocol (reaches 409)
     fc.control(ctl, "POST", "/reset_counters")
