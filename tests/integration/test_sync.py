@@ -410,6 +410,35 @@ class SyncFaults(unittest.TestCase):
         self.assertEqual(walk(out), want)
         self.assertEqual(tmp_entries(out), [])
 
+    def test_disk_full_exit_6(self):
+        """A full volume (a small tmpfs) stops the run with exit 6 and a clear
+        message; what was saved is whole, nothing partial is in view, and a
+        rerun with space completes the tree."""
+        spec = L.generate_spec(12, 3, hostile="none", albums=False)
+        env = Env(spec)
+        self.addCleanup(env.stop)
+        exp = env.expected()
+        out = os.path.join(env.tmp, "small")
+        os.makedirs(out)
+        total = sum(v[0] for v in exp.values())
+        size_k = max(64, total // 3 // 1024)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk" % size_k, "tmpfs", out],
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        self.addCleanup(subprocess.run, ["umount", "-l", out], stderr=subprocess.DEVNULL)
+        r = env.sync(out, "--threads", "2")
+        self.assertEqual(r.returncode, 6, show(r))
+        self.assertIn("disk full", r.stderr.decode())
+        got = walk(out)
+        self.assertGreater(len(got), 0)
+        self.assertLess(len(got), len(exp))
+        for k, v in got.items():
+            self.assertEqual(v, exp.get(k), "partial or wrong file %s" % k)
+        subprocess.run(["umount", "-l", out], check=True)
+        r = env.sync(out)
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertEqual(walk(out), exp)
+
     def test_persistent_failure_exit_4(self):
         spec = L.generate_spec(12, 3, hostile="none", albums=False)
         lib = L.Library.from_spec(json.loads(json.dumps(spec)))
