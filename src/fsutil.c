@@ -167,7 +167,7 @@ static char *parent_of(const char *path)
 int fsutil_mkdirs(const char *path, mode_t mode)
 {
 	char *p = xstrdup(path);
-	int rc = 0;
+	int rc = 0, saved = 0;
 	struct stat st;
 
 	for (char *s = p + 1;; s++) {
@@ -179,13 +179,14 @@ int fsutil_mkdirs(const char *path, mode_t mode)
 		*s = '\0';
 		if (mkdir(p, mode) != 0) {
 			if (errno != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-				rc = storage_error(errno == EEXIST ? ENOTDIR : errno,
-					"create directory", p);
+				saved = errno == EEXIST ? ENOTDIR : errno;
+				rc = storage_error(saved, "create directory", p);
 				goto done;
 			}
 		} else if (chmod(p, mode) != 0) {
 			/* the umask must not narrow what the user asked for */
-			rc = storage_error(errno, "chmod", p);
+			saved = errno;
+			rc = storage_error(saved, "chmod", p);
 			goto done;
 		}
 		*s = c;
@@ -195,6 +196,7 @@ int fsutil_mkdirs(const char *path, mode_t mode)
 	}
 done:
 	free(p);
+	errno = saved; /* callers tell "this path is taken" from "the disk failed" */
 	return rc;
 }
 
@@ -291,7 +293,16 @@ int fsutil_part_commit(struct fsutil_part *p, const char *final_path, int64_t ex
 	dir = parent_of(final_path);
 	rc = fsutil_mkdirs(dir, dir_mode);
 	if (rc == 0 && rename(p->path, final_path) != 0) {
-		rc = storage_error(errno, "rename into place", final_path);
+		int e = errno;
+
+		rc = storage_error(e, "rename into place", final_path);
+		if (e == EISDIR || e == ENOTDIR || e == ENOTEMPTY || e == EEXIST ||
+			e == ENAMETOOLONG) {
+			/* this path is taken by something else: this file fails, not the run */
+			rc = ICPD_EASSET;
+		}
+	} else if (rc == ICPD_ESTORAGE && errno == ENOTDIR) {
+		rc = ICPD_EASSET;
 	}
 	if (rc == 0) {
 		rc = fsync_dir(dir);

@@ -25,6 +25,7 @@
 #include "icpd/log.h"
 #include "icpd/meta_exif.h"
 #include "icpd/meta_xmp.h"
+#include "icpd/naming.h"
 #include "icpd/plan.h"
 #include "icpd/state.h"
 #include "icpd/sync.h"
@@ -415,6 +416,12 @@ static int handle_item(struct sync *s, const struct asset *a, const struct plan_
 	char *abs;
 
 	s->rep->planned++;
+	if (!naming_path_is_safe(it->path) ||
+		(it->existing_path && !naming_path_is_safe(it->existing_path))) {
+		/* the planner promises this; never trust a path built from iCloud data */
+		add_failure(s->rep, it->path, "unsafe path refused");
+		return 0;
+	}
 	if (it->decision == PLAN_SKIP_EXISTS) {
 		int rc = 0;
 

@@ -182,6 +182,32 @@ START_TEST(test_mkdirs_over_file)
 }
 END_TEST
 
+START_TEST(test_path_taken_is_per_file)
+{
+	struct fsutil_part p;
+	char *dir = path_in("d/IMG_1.JPG");
+	char *under_file = path_in("f/IMG_2.JPG");
+	char *file = path_in("f");
+	FILE *f;
+
+	ck_assert_int_eq(fsutil_mkdirs(dir, 0755), 0); /* a directory where the file goes */
+	f = fopen(file, "w");
+	fclose(f);
+	fsutil_part_init(&p);
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "k3", false), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "x", 1), 0);
+	ck_assert_int_eq(fsutil_part_commit(&p, dir, 1, 0644, 0755, 0), ICPD_EASSET);
+	fsutil_part_abort(&p, true);
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "k4", false), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "x", 1), 0);
+	ck_assert_int_eq(fsutil_part_commit(&p, under_file, 1, 0644, 0755, 0), ICPD_EASSET);
+	fsutil_part_abort(&p, true);
+	free(dir);
+	free(under_file);
+	free(file);
+}
+END_TEST
+
 START_TEST(test_is_inside)
 {
 	char *a = path_in("x/y/z");
@@ -208,6 +234,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_disk_full);
 	tcase_add_test(tc, test_write_atomic);
 	tcase_add_test(tc, test_mkdirs_over_file);
+	tcase_add_test(tc, test_path_taken_is_per_file);
 	tcase_add_test(tc, test_is_inside);
 	suite_add_tcase(s, tc);
 	return s;

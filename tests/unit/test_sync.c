@@ -434,6 +434,18 @@ START_TEST(test_xmp_and_dry_run)
 	ck_assert_int_eq(rep.sidecars, 4);
 	snprintf(p, sizeof(p), "%s/%s.xmp", photos, expected[0]);
 	ck_assert_int_eq(access(p, F_OK), 0);
+	{
+		/* the sidecar appeared before the media file (Immich reads it only then) */
+		char m[256];
+		struct stat sx, sm;
+
+		snprintf(m, sizeof(m), "%s/%s", photos, expected[0]);
+		ck_assert_int_eq(stat(p, &sx), 0);
+		ck_assert_int_eq(stat(m, &sm), 0);
+		ck_assert(sx.st_ctim.tv_sec < sm.st_ctim.tv_sec ||
+			  (sx.st_ctim.tv_sec == sm.st_ctim.tv_sec &&
+				  sx.st_ctim.tv_nsec <= sm.st_ctim.tv_nsec));
+	}
 	snprintf(p, sizeof(p), "%s/%s.xmp", photos, expected[2]); /* live video: none */
 	ck_assert_int_ne(access(p, F_OK), 0);
 	/* unchanged sidecars are not rewritten */
