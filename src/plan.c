@@ -105,7 +105,7 @@ int plan_parse_date(const char *s, time_t now, int64_t *out)
 		size_t n = strspn(s, "0123456789");
 
 		if (n > 0 && n <= 9 && (s[n] == 'd' || s[n] == 'D') && s[n + 1] == '\0') {
-			*out = (int64_t)now - (int64_t)atol(s) * 86400;
+			*out = (int64_t)now - (int64_t)strtol(s, NULL, 10) * 86400;
 			return 0;
 		}
 	}

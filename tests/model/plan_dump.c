@@ -202,5 +202,6 @@ int main(int argc, char **argv)
 	free(files);
 	plan_ctx_release(&ctx);
 	config_release(&cfg);
+	free(cfg.args); /* the argv array config_resolve made (its strings are borrowed) */
 	return 0;
 }
