@@ -299,6 +299,58 @@ class Errors(unittest.TestCase):
         self.assertEqual(len(r.stdout.splitlines()), n)
 
 
+class RealSignIn(unittest.TestCase):
+    """`icpd auth` once, then `icpd list` signs in with the saved session
+    (auth_ensure_session), and re-validates once on a 421 from CloudKit."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.spec = L.generate_spec(120, 4)
+        cls.fake = fe.Fake(cls.spec)
+        cls.cookies = os.path.join(cls.fake.tmp, "cookies")
+        cls.pw = os.path.join(cls.fake.tmp, "pw")
+        with open(cls.pw, "w") as f:
+            f.write(fe.PASSWORD + "\n")
+        os.chmod(cls.pw, 0o600)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.cleanup()
+
+    def run_icpd(self, cmd, *args, stdin=""):
+        p = self.fake.port
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ICPD_")}
+        argv = [ICPD, *cmd, "-u", fe.USER, "--cookie-directory", self.cookies,
+                "--password-file", self.pw, "--ca-file", self.fake.ca,
+                "--auth-root", "https://idmsa.apple.localhost:%d" % p,
+                "--auth-endpoint", "https://idmsa.apple.localhost:%d/appleauth/auth" % p,
+                "--setup-endpoint", "https://setup.icloud.localhost:%d/setup/ws/1" % p,
+                "--home-endpoint", "https://www.icloud.localhost:%d" % p, *args]
+        return subprocess.run(argv, input=stdin, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    def test_list_after_auth_and_revalidate_on_421(self):
+        r = self.run_icpd(["auth"], stdin="123456\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_icpd(["list", "libraries"], "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        names = [x["name"] for x in json.loads(r.stdout)]
+        self.assertIn("PrimarySync", names)
+        self.assertNotIn("ICPD_TEST_SESSION", r.stderr)
+        self.fake.ctl("POST", "/faults", {"service": "ckdatabasews", "path_regex": "records/query",
+                                          "action": "421", "nth": 2, "count": 1})
+        try:
+            r = self.run_icpd(["list", "assets"], "--log-level", "info")
+        finally:
+            self.fake.ctl("DELETE", "/faults")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("validating it again", r.stderr)
+        lib = L.Library.from_spec(self.spec)
+        n = len([x for x in lib.assets if lib.zones[x.zone].name == "PrimarySync" and not x.hidden
+                 and not x.deleted])
+        self.assertEqual(len(r.stdout.splitlines()), n)
+
+
 class Incremental(unittest.TestCase):
     """Sync tokens: full listing, then nothing, then exactly the changes."""
 
