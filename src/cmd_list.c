@@ -112,6 +112,21 @@ static void signin_close(struct signin *si)
 	http_client_free(si->http);
 }
 
+/* Left-aligned in width columns, counting UTF-8 characters, not bytes. */
+static void print_padded(const char *s, int width)
+{
+	int cols = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		cols += (*p & 0xC0) != 0x80;
+	}
+	fputs(s, stdout);
+	for (; cols < width; cols++) {
+		putchar(' ');
+	}
+	putchar(' ');
+}
+
 static void print_count(int64_t c)
 {
 	if (c < 0) {
@@ -138,7 +153,8 @@ static int list_libraries(struct cloudkit *ck, bool json)
 	} else {
 		printf("%-50s %-8s %10s\n", "LIBRARY", "DATABASE", "ASSETS");
 		for (size_t i = 0; i < n; i++) {
-			printf("%-50s %-8s ", libs[i].name, libs[i].shared_db ? "shared" : "private");
+			print_padded(libs[i].name, 50);
+			printf("%-8s ", libs[i].shared_db ? "shared" : "private");
 			print_count(libs[i].count);
 			printf("\n");
 		}
@@ -168,8 +184,9 @@ static int list_albums(struct cloudkit *ck, bool json)
 		for (size_t i = 0; i < n; i++) {
 			const char *indent = albums[i].parent_id ? "  " : "";
 
-			printf("%s%-*s %-7s ", indent, 40 - (int)strlen(indent), albums[i].name,
-				kinds[albums[i].kind]);
+			fputs(indent, stdout);
+			print_padded(albums[i].name, 40 - (int)strlen(indent));
+			printf("%-7s ", kinds[albums[i].kind]);
 			print_count(albums[i].count);
 			printf("\n");
 		}

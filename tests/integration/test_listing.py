@@ -204,9 +204,39 @@ class Listing(unittest.TestCase):
                 self.assertEqual(by_name[name]["count"], len(want))
                 got, _ = self.assets(name)
                 self.compare(got, want)
-        # a table on a terminal is not testable here; --json off + pipe = JSON too
+        # not a terminal: JSON even without --json
         r = self.icpd("albums")
         self.assertEqual(json.loads(r.stdout), albums)
+        # a terminal: a table with the counts
+        out = self.on_tty("albums")
+        self.assertRegex(out, r"ALBUM\s+KIND\s+ASSETS")
+        self.assertRegex(out, r"\n\s+Paris 2019\s+album\s+%d\b" % by_name["Paris 2019"]["count"])
+        self.assertRegex(out, r"\nVacation\s+album\s+%d\b" % by_name["Vacation"]["count"])
+        out = self.on_tty("libraries")
+        self.assertRegex(out, r"PrimarySync\s+private\s+\d+")
+
+    def on_tty(self, *args):
+        import pty
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([ICPD, "list", *args, "--ca-file", self.fake.ca], env=self.env,
+                                 stdout=slave, stderr=subprocess.PIPE)
+            os.close(slave)
+            chunks = []
+            while True:
+                try:
+                    b = os.read(master, 65536)
+                except OSError:
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+            p.wait(timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr.read())
+            p.stderr.close()
+        finally:
+            os.close(master)
+        return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
 
     def test_libraries_and_shared(self):
         r = self.icpd("libraries", "--json")
