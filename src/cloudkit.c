@@ -127,6 +127,7 @@ void cloudkit_free(struct cloudkit *ck)
 		return;
 	}
 	http_client_free(ck->http);
+	http_multi_free(ck->multi);
 	for (int i = 0; i < ck->npool; i++) {
 		http_client_free(ck->pool[i]);
 	}
@@ -437,7 +438,7 @@ static int pool_ensure(struct cloudkit *ck, size_t n)
 }
 
 int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bodies, size_t n,
-	json_t **outs)
+	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
 {
 	char *url = op_url(ck, db, op, true);
 	char *what = xasprintf("%s/%s", db ? "shared" : "private", op);
@@ -448,14 +449,23 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 	int err = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		outs[i] = NULL;
 		http_response_init(&resps[i]);
 	}
 	if (n == 1) {
-		err = cloudkit_post(ck, db, op, bodies[0], true, &outs[0]);
+		json_t *out = NULL;
+
+		err = cloudkit_post(ck, db, op, bodies[0], true, &out);
+		if (err == 0) {
+			err = on_page(ctx, 0, out);
+			err = err > 0 ? 0 : err;
+		}
+		json_decref(out);
 		goto done;
 	}
 	err = pool_ensure(ck, n);
+	if (err == 0 && !ck->multi) {
+		err = http_multi_new(&ck->multi);
+	}
 	if (err < 0) {
 		goto done;
 	}
@@ -465,30 +475,22 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 			.body = texts[i], .body_len = strlen(texts[i]) };
 	}
 	ck->requests += (long)n;
-	err = http_request_many(ck->pool, reqs, resps, errs, n);
-	if (err < 0) {
-		goto done;
-	}
+	err = http_request_many(ck->multi, ck->pool, reqs, resps, errs, n);
+	/* one page at a time: parse, hand over, free, so at most one tree lives */
 	for (size_t i = 0; i < n && err == 0; i++) {
 		double delay;
 		int e = 0;
-		enum verdict v = classify(what, errs[i], &resps[i], &outs[i], &e, &delay);
+		json_t *out = NULL;
+		enum verdict v = classify(what, errs[i], &resps[i], &out, &e, &delay);
 
-		/* the text is parsed: drop it now, the peak is k trees, not k trees + k texts */
 		http_response_release(&resps[i]);
-		if (v == V_OK) {
-			continue;
-		}
 		if (v == V_FAIL) {
 			err = e;
 			break;
 		}
 		if (v == V_REVALIDATE) {
 			err = revalidate(ck, what);
-			if (err < 0) {
-				break;
-			}
-		} else {
+		} else if (v == V_RETRY) {
 			if (delay < 0) {
 				delay = backoff(ck, 0);
 			}
@@ -496,16 +498,21 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 			error_clear();
 			sleep_seconds(delay);
 		}
-		/* this one again, on its own, with the remaining attempts */
-		err = post_loop(ck, ck->pool[i], url, what, texts[i], v == V_REVALIDATE ? 0 : 1, &outs[i]);
-	}
-done:
-	if (err < 0) {
-		for (size_t i = 0; i < n; i++) {
-			json_decref(outs[i]);
-			outs[i] = NULL;
+		if (err == 0 && v != V_OK) {
+			/* this one again, on its own, with the remaining attempts */
+			err = post_loop(ck, ck->pool[i], url, what, texts[i], v == V_REVALIDATE ? 0 : 1,
+				&out);
+		}
+		if (err == 0) {
+			err = on_page(ctx, i, out);
+		}
+		json_decref(out);
+		if (err > 0) {
+			err = 0; /* the caller needs no more of this batch */
+			break;
 		}
 	}
+done:
 	for (size_t i = 0; i < n; i++) {
 		free(texts[i]);
 		http_response_release(&resps[i]);

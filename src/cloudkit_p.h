@@ -28,6 +28,7 @@ struct cloudkit {
 	struct cloudkit_options opts;
 	struct http_client *http;       /* sequential requests */
 	struct http_client **pool;      /* parallel listing; opts.parallelism entries, lazily made */
+	struct http_multi *multi;       /* drives the pool; made with it */
 	int npool;
 	char *db_base[2];               /* .../production/private and .../shared */
 	char *params;                   /* query string (without '?') */
@@ -56,10 +57,13 @@ int cloudkit_b64decode(const char *in, unsigned char **out, size_t *len);
 int cloudkit_post(struct cloudkit *ck, int db, const char *op, json_t *body, bool with_params,
 	json_t **out) __attribute__((warn_unused_result));
 
-/* The same for n requests in parallel (pages of one listing).  bodies and
- * outs have n entries; outs[i] is set for every i on success. */
+/* The same for n requests in parallel (pages of one listing).  Each
+ * answer is handed to on_page in order (i, parsed body; borrowed) and freed
+ * right after; on_page returns 0 to go on, 1 to drop the rest of the batch,
+ * or an error. */
 int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bodies, size_t n,
-	json_t **outs) __attribute__((warn_unused_result));
+	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
+	__attribute__((warn_unused_result));
 
 /* The zoneID object of the selected library (new reference). */
 json_t *cloudkit_zone_json(const struct cloudkit *ck);

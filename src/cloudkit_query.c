@@ -50,6 +50,7 @@ struct cloudkit_query {
 	json_t *extra_filters;   /* array appended after startRank and direction */
 	int64_t rank;
 	int64_t count;           /* -1 unknown */
+	size_t batch;            /* pages in the request batch being decoded */
 	bool eof;
 	bool failed;
 	struct cloudkit_page page;
@@ -236,11 +237,40 @@ static void set_token(char **dst, const json_t *resp)
 	}
 }
 
+static int on_list_page(void *ctx, size_t i, json_t *resp)
+{
+	struct cloudkit_query *it = ctx;
+	size_t before = it->page.masters, got;
+	int err;
+
+	if (it->want_tokens) {
+		set_token(&it->new_zone_token, resp);
+	}
+	err = cloudkit_pairs_page(&it->pairs, json_object_get(resp, "records"), it->ck->zone.name,
+		&it->page);
+	if (err < 0) {
+		return err;
+	}
+	got = it->page.masters - before;
+	it->rank += (int64_t)got;
+	if (got == 0) {
+		it->eof = true;
+		return 1;
+	}
+	if (got < PAGE_PAIRS && i + 1 < it->batch) {
+		/* a short page in the middle: the rest was fetched at ranks
+		 * that no longer line up; ask again from the new rank */
+		log_debug("short page at rank %lld; re-reading from there", (long long)it->rank);
+		return 1;
+	}
+	return 0;
+}
+
 static int fetch_list(struct cloudkit_query *it)
 {
 	struct cloudkit *ck = it->ck;
 	size_t k = 1, i;
-	json_t **bodies, **outs;
+	json_t **bodies;
 	int err = 0;
 
 	if (it->count >= 0 && ck->opts.parallelism > 1 && it->rank < it->count) {
@@ -252,44 +282,15 @@ static int fetch_list(struct cloudkit_query *it)
 		}
 	}
 	bodies = xcalloc(k, sizeof(json_t *));
-	outs = xcalloc(k, sizeof(json_t *));
 	for (i = 0; i < k; i++) {
 		bodies[i] = page_body(it, it->rank + (int64_t)i * PAGE_PAIRS);
 	}
-	err = cloudkit_post_many(ck, ck->zone.shared_db, "records/query", bodies, k, outs);
-	for (i = 0; err == 0 && i < k; i++) {
-		size_t before = it->page.masters;
-		size_t got;
-
-		if (it->want_tokens) {
-			set_token(&it->new_zone_token, outs[i]);
-		}
-		err = cloudkit_pairs_page(&it->pairs, json_object_get(outs[i], "records"), ck->zone.name,
-			&it->page);
-		json_decref(outs[i]); /* decoded: free the tree before the next one */
-		outs[i] = NULL;
-		if (err < 0) {
-			break;
-		}
-		got = it->page.masters - before;
-		it->rank += (int64_t)got;
-		if (got == 0) {
-			it->eof = true;
-			break;
-		}
-		if (got < PAGE_PAIRS && i + 1 < k) {
-			/* a short page in the middle: the rest was fetched at ranks
-			 * that no longer line up; ask again from the new rank */
-			log_debug("short page at rank %lld; re-reading from there", (long long)it->rank);
-			break;
-		}
-	}
+	it->batch = k;
+	err = cloudkit_post_many(ck, ck->zone.shared_db, "records/query", bodies, k, on_list_page, it);
 	for (i = 0; i < k; i++) {
 		json_decref(bodies[i]);
-		json_decref(outs[i]);
 	}
 	free(bodies);
-	free(outs);
 	return err;
 }
 

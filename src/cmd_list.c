@@ -13,44 +13,118 @@
 #include <unistd.h>
 
 #include "icpd/asset.h"
+#include "icpd/auth.h"
 #include "icpd/cloudkit.h"
 #include "icpd/commands.h"
 #include "icpd/config.h"
 #include "icpd/error.h"
+#include "icpd/http.h"
 #include "icpd/log.h"
+#include "icpd/secret.h"
 #include "icpd/session.h"
 #include "icpd/util.h"
 #include "icpd/banned.h"
 
+#define LIST_LOCK_WAIT 30
+
+/* Sign-in state for the run; the 421 re-validation uses it again. */
+struct signin {
+	struct config *cfg;
+	struct session s;
+	struct http_client *http;
+	bool opened;   /* session_open succeeded: session_close frees */
+	bool test;     /* ICPD_TEST_SESSION: fields freed here */
+};
+
 /*
- * Until the sign-in module (auth_ensure_session) lands, the session comes
- * from a JSON file named by ICPD_TEST_SESSION (tests only; see
- * cloudkit_session_from_json_file).  Read here, at the CLI, so nothing
- * below calls getenv().
+ * The session: normally auth_ensure_session (never prompting without a
+ * terminal).  Tests may set ICPD_TEST_SESSION to a session JSON file
+ * (cloudkit_session_from_json_file) to list without signing in; read here,
+ * at the CLI, so nothing below calls getenv().
  */
-static int get_session(struct session *s)
+static int signin_open(struct signin *si, struct config *cfg)
 {
 	const char *path = getenv("ICPD_TEST_SESSION");
+	struct http_options ho = { .ca_file = cfg->ca_file };
+	int err;
 
-	memset(s, 0, sizeof(*s));
-	s->lock_fd = -1;
+	memset(si, 0, sizeof(*si));
+	si->cfg = cfg;
+	si->s.lock_fd = -1;
 	if (path && *path) {
-		return cloudkit_session_from_json_file(s, path);
+		si->test = true;
+		log_warn("using the test session in '%s' (ICPD_TEST_SESSION)", path);
+		return cloudkit_session_from_json_file(&si->s, path);
 	}
-	error_set(ICPD_ENOTIMPL, "'icpd list' cannot sign in yet (the sign-in module is not merged)");
-	error_hint("tests set ICPD_TEST_SESSION to a session JSON file");
-	return ICPD_ENOTIMPL;
+	if (!cfg->username || !*cfg->username) {
+		error_set(ICPD_EUSAGE, "no Apple ID given");
+		error_hint("pass -u/--username or set ICPD_USERNAME");
+		return ICPD_EUSAGE;
+	}
+	err = secret_init();
+	if (!err) {
+		err = http_client_new(&si->http, &ho);
+	}
+	if (!err) {
+		err = session_open(&si->s, cfg->cookie_directory, cfg->username, cfg->secret_key_file,
+			LIST_LOCK_WAIT);
+		si->opened = err == 0;
+	}
+	if (!err) {
+		err = auth_ensure_session(cfg, &si->s, si->http, AUTH_UNATTENDED);
+	}
+	if (!err) {
+		err = session_store_cookies(&si->s, si->http);
+	}
+	return err;
 }
 
-static void session_free_fields(struct session *s)
+/* 421 from CloudKit: validate the session once more (cloudkit_options). */
+static int signin_revalidate(void *ctx, struct session *s)
 {
-	free(s->dsid);
-	free(s->ckdatabasews_url);
-	free(s->client_id);
-	if (s->cookies) {
-		secure_zero(s->cookies, strlen(s->cookies));
+	struct signin *si = ctx;
+	int err;
+
+	if (si->test) {
+		error_set(ICPD_EAUTH, "the test session was rejected");
+		return ICPD_EAUTH;
 	}
-	free(s->cookies);
+	err = auth_ensure_session(si->cfg, s, si->http, AUTH_UNATTENDED);
+	if (!err) {
+		err = session_store_cookies(s, si->http);
+	}
+	return err;
+}
+
+static void signin_close(struct signin *si)
+{
+	if (si->opened) {
+		session_close(&si->s);
+	} else {
+		free(si->s.dsid);
+		free(si->s.ckdatabasews_url);
+		free(si->s.client_id);
+		if (si->s.cookies) {
+			secure_zero(si->s.cookies, strlen(si->s.cookies));
+		}
+		free(si->s.cookies);
+	}
+	http_client_free(si->http);
+}
+
+/* Left-aligned in width columns, counting UTF-8 characters, not bytes. */
+static void print_padded(const char *s, int width)
+{
+	int cols = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		cols += (*p & 0xC0) != 0x80;
+	}
+	fputs(s, stdout);
+	for (; cols < width; cols++) {
+		putchar(' ');
+	}
+	putchar(' ');
 }
 
 static void print_count(int64_t c)
@@ -79,7 +153,8 @@ static int list_libraries(struct cloudkit *ck, bool json)
 	} else {
 		printf("%-50s %-8s %10s\n", "LIBRARY", "DATABASE", "ASSETS");
 		for (size_t i = 0; i < n; i++) {
-			printf("%-50s %-8s ", libs[i].name, libs[i].shared_db ? "shared" : "private");
+			print_padded(libs[i].name, 50);
+			printf("%-8s ", libs[i].shared_db ? "shared" : "private");
 			print_count(libs[i].count);
 			printf("\n");
 		}
@@ -109,8 +184,9 @@ static int list_albums(struct cloudkit *ck, bool json)
 		for (size_t i = 0; i < n; i++) {
 			const char *indent = albums[i].parent_id ? "  " : "";
 
-			printf("%s%-*s %-7s ", indent, 40 - (int)strlen(indent), albums[i].name,
-				kinds[albums[i].kind]);
+			fputs(indent, stdout);
+			print_padded(albums[i].name, 40 - (int)strlen(indent));
+			printf("%-7s ", kinds[albums[i].kind]);
 			print_count(albums[i].count);
 			printf("\n");
 		}
@@ -182,7 +258,7 @@ static int list_changes(struct cloudkit *ck, const char *library, const char *to
 
 int cmd_list(struct config *cfg)
 {
-	struct session s;
+	struct signin si;
 	struct cloudkit *ck = NULL;
 	struct cloudkit_options opts = { 0 };
 	const char *what = cfg->nargs > 0 ? cfg->args[0] : NULL;
@@ -198,13 +274,15 @@ int cmd_list(struct config *cfg)
 	if (strcmp(what, "changes") == 0 && cfg->nargs < 2) {
 		return error_set(ICPD_EUSAGE, "'icpd list changes' needs a token file");
 	}
-	err = get_session(&s);
+	err = signin_open(&si, cfg);
 	if (err < 0) {
 		goto done;
 	}
 	opts.ca_file = cfg->ca_file;
 	opts.parallelism = (int)cfg->listing_parallelism;
-	err = cloudkit_new(&ck, &s, &opts);
+	opts.revalidate = signin_revalidate;
+	opts.revalidate_ctx = &si;
+	err = cloudkit_new(&ck, &si.s, &opts);
 	if (err < 0) {
 		goto done;
 	}
@@ -227,6 +305,6 @@ int cmd_list(struct config *cfg)
 	}
 done:
 	cloudkit_free(ck);
-	session_free_fields(&s);
+	signin_close(&si);
 	return err;
 }

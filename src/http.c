@@ -373,24 +373,48 @@ int http_request(struct http_client *c, const struct http_request *req, struct h
 }
 
 /* ------------------------------------------------------------------------
- * http_request_many: added by the cloudkit helper for parallel listing
- * pages.  Several clients, one curl_multi, one thread.
+ * http_multi / http_request_many: added by the cloudkit helper for parallel
+ * listing pages.  Several clients, one curl_multi kept for the run (so its
+ * connections and TLS sessions are reused between batches), one thread.
  */
-int http_request_many(struct http_client **clients, const struct http_request *reqs,
-	struct http_response *resps, int *errs, size_t n)
+struct http_multi {
+	CURLM *m;
+};
+
+int http_multi_new(struct http_multi **out)
 {
-	CURLM *m = curl_multi_init();
+	struct http_multi *hm = xcalloc(1, sizeof(*hm));
+
+	hm->m = curl_multi_init();
+	if (!hm->m) {
+		free(hm);
+		return error_set(ICPD_EINTERNAL, "cannot create a libcurl multi handle");
+	}
+	curl_multi_setopt(hm->m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	*out = hm;
+	return 0;
+}
+
+void http_multi_free(struct http_multi *hm)
+{
+	if (!hm) {
+		return;
+	}
+	curl_multi_cleanup(hm->m);
+	free(hm);
+}
+
+int http_request_many(struct http_multi *hm, struct http_client **clients,
+	const struct http_request *reqs, struct http_response *resps, int *errs, size_t n)
+{
+	CURLM *m = hm->m;
 	struct prepared *p;
 	CURLcode *rcs;
 	int running = 0;
 	int err = 0;
 
-	if (!m) {
-		return error_set(ICPD_EINTERNAL, "cannot create a libcurl multi handle");
-	}
 	p = xcalloc(n, sizeof(*p));
 	rcs = xcalloc(n, sizeof(*rcs));
-	curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	for (size_t i = 0; i < n; i++) {
 		request_prepare(clients[i], &reqs[i], &resps[i], &p[i]);
 		rcs[i] = CURLE_OK;
@@ -427,7 +451,6 @@ int http_request_many(struct http_client **clients, const struct http_request *r
 	if (err == 0) {
 		error_clear();
 	}
-	curl_multi_cleanup(m);
 	free(p);
 	free(rcs);
 	return err;

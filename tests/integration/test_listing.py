@@ -204,9 +204,39 @@ class Listing(unittest.TestCase):
                 self.assertEqual(by_name[name]["count"], len(want))
                 got, _ = self.assets(name)
                 self.compare(got, want)
-        # a table on a terminal is not testable here; --json off + pipe = JSON too
+        # not a terminal: JSON even without --json
         r = self.icpd("albums")
         self.assertEqual(json.loads(r.stdout), albums)
+        # a terminal: a table with the counts
+        out = self.on_tty("albums")
+        self.assertRegex(out, r"ALBUM\s+KIND\s+ASSETS")
+        self.assertRegex(out, r"\n\s+Paris 2019\s+album\s+%d\b" % by_name["Paris 2019"]["count"])
+        self.assertRegex(out, r"\nVacation\s+album\s+%d\b" % by_name["Vacation"]["count"])
+        out = self.on_tty("libraries")
+        self.assertRegex(out, r"PrimarySync\s+private\s+\d+")
+
+    def on_tty(self, *args):
+        import pty
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([ICPD, "list", *args, "--ca-file", self.fake.ca], env=self.env,
+                                 stdout=slave, stderr=subprocess.PIPE)
+            os.close(slave)
+            chunks = []
+            while True:
+                try:
+                    b = os.read(master, 65536)
+                except OSError:
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+            p.wait(timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr.read())
+            p.stderr.close()
+        finally:
+            os.close(master)
+        return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
 
     def test_libraries_and_shared(self):
         r = self.icpd("libraries", "--json")
@@ -293,6 +323,58 @@ class Errors(unittest.TestCase):
         self.fault(path_regex="records/query", action="malformed_json", nth=2, count=1)
         r = self.run_list("assets")
         self.assertEqual(r.returncode, 0, r.stderr)
+        lib = L.Library.from_spec(self.spec)
+        n = len([x for x in lib.assets if lib.zones[x.zone].name == "PrimarySync" and not x.hidden
+                 and not x.deleted])
+        self.assertEqual(len(r.stdout.splitlines()), n)
+
+
+class RealSignIn(unittest.TestCase):
+    """`icpd auth` once, then `icpd list` signs in with the saved session
+    (auth_ensure_session), and re-validates once on a 421 from CloudKit."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.spec = L.generate_spec(120, 4)
+        cls.fake = fe.Fake(cls.spec)
+        cls.cookies = os.path.join(cls.fake.tmp, "cookies")
+        cls.pw = os.path.join(cls.fake.tmp, "pw")
+        with open(cls.pw, "w") as f:
+            f.write(fe.PASSWORD + "\n")
+        os.chmod(cls.pw, 0o600)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.cleanup()
+
+    def run_icpd(self, cmd, *args, stdin=""):
+        p = self.fake.port
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ICPD_")}
+        argv = [ICPD, *cmd, "-u", fe.USER, "--cookie-directory", self.cookies,
+                "--password-file", self.pw, "--ca-file", self.fake.ca,
+                "--auth-root", "https://idmsa.apple.localhost:%d" % p,
+                "--auth-endpoint", "https://idmsa.apple.localhost:%d/appleauth/auth" % p,
+                "--setup-endpoint", "https://setup.icloud.localhost:%d/setup/ws/1" % p,
+                "--home-endpoint", "https://www.icloud.localhost:%d" % p, *args]
+        return subprocess.run(argv, input=stdin, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    def test_list_after_auth_and_revalidate_on_421(self):
+        r = self.run_icpd(["auth"], stdin="123456\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_icpd(["list", "libraries"], "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        names = [x["name"] for x in json.loads(r.stdout)]
+        self.assertIn("PrimarySync", names)
+        self.assertNotIn("ICPD_TEST_SESSION", r.stderr)
+        self.fake.ctl("POST", "/faults", {"service": "ckdatabasews", "path_regex": "records/query",
+                                          "action": "421", "nth": 2, "count": 1})
+        try:
+            r = self.run_icpd(["list", "assets"], "--log-level", "info")
+        finally:
+            self.fake.ctl("DELETE", "/faults")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("validating it again", r.stderr)
         lib = L.Library.from_spec(self.spec)
         n = len([x for x in lib.assets if lib.zones[x.zone].name == "PrimarySync" and not x.hidden
                  and not x.deleted])
