@@ -12,7 +12,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,20 +134,13 @@ struct hdrs {
 	size_t n;
 };
 
-static void hdr_add(struct hdrs *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void hdr_add(struct hdrs *h, const char *fmt, ...)
+/* Append line (owned from now on). */
+static void hdr_take(struct hdrs *h, char *line)
 {
-	va_list ap;
-	char *line;
-
 	if (h->n == MAX_HEADERS) {
+		free(line);
 		return;
 	}
-	va_start(ap, fmt);
-	if (vasprintf(&line, fmt, ap) < 0) {
-		abort();
-	}
-	va_end(ap);
 	h->v[h->n++] = line;
 	h->v[h->n] = NULL;
 }
@@ -173,30 +165,30 @@ static void build_headers(struct auth_ctx *ctx, enum req_kind kind, const char *
 
 	h->n = 0;
 	h->v[0] = NULL;
-	hdr_add(h, "Origin: %s", origin);
-	hdr_add(h, "Referer: %s/", origin);
+	hdr_take(h, xasprintf("Origin: %s", origin));
+	hdr_take(h, xasprintf("Referer: %s/", origin));
 	if (accept) {
-		hdr_add(h, "Accept: %s", accept);
+		hdr_take(h, xasprintf("Accept: %s", accept));
 	}
 	if (content_type) {
-		hdr_add(h, "Content-Type: %s", content_type);
+		hdr_take(h, xasprintf("Content-Type: %s", content_type));
 	}
 	if (kind == REQ_SETUP) {
 		return;
 	}
-	hdr_add(h, "X-Apple-OAuth-Client-Id: %s", WIDGET_KEY);
-	hdr_add(h, "X-Apple-OAuth-Client-Type: firstPartyAuth");
-	hdr_add(h, "X-Apple-OAuth-Redirect-URI: %s", cfg->home_endpoint);
-	hdr_add(h, "X-Apple-OAuth-Require-Grant-Code: true");
-	hdr_add(h, "X-Apple-OAuth-Response-Mode: web_message");
-	hdr_add(h, "X-Apple-OAuth-Response-Type: code");
-	hdr_add(h, "X-Apple-OAuth-State: %s", s->client_id);
-	hdr_add(h, "X-Apple-Widget-Key: %s", WIDGET_KEY);
+	hdr_take(h, xasprintf("X-Apple-OAuth-Client-Id: %s", WIDGET_KEY));
+	hdr_take(h, xstrdup("X-Apple-OAuth-Client-Type: firstPartyAuth"));
+	hdr_take(h, xasprintf("X-Apple-OAuth-Redirect-URI: %s", cfg->home_endpoint));
+	hdr_take(h, xstrdup("X-Apple-OAuth-Require-Grant-Code: true"));
+	hdr_take(h, xstrdup("X-Apple-OAuth-Response-Mode: web_message"));
+	hdr_take(h, xstrdup("X-Apple-OAuth-Response-Type: code"));
+	hdr_take(h, xasprintf("X-Apple-OAuth-State: %s", s->client_id));
+	hdr_take(h, xasprintf("X-Apple-Widget-Key: %s", WIDGET_KEY));
 	if (s->scnt && *s->scnt) {
-		hdr_add(h, "scnt: %s", s->scnt);
+		hdr_take(h, xasprintf("scnt: %s", s->scnt));
 	}
 	if (s->session_id && *s->session_id) {
-		hdr_add(h, "X-Apple-ID-Session-Id: %s", s->session_id);
+		hdr_take(h, xasprintf("X-Apple-ID-Session-Id: %s", s->session_id));
 	}
 }
 
@@ -355,14 +347,15 @@ static int ask(struct auth_ctx *ctx, const char *prompt, bool allow_empty, char 
 
 		fprintf(ctx->out, "%s", prompt);
 		fflush(ctx->out);
+		char *p, *e;
+
 		err = password_read_line(ctx->in, false, &line);
 		if (err) {
-			return error_set(ICPD_EAUTH, "sign-in not finished: no answer to '%s'",
-				prompt);
+			return error_set(ICPD_EAUTH, "sign-in not finished: the input ended before an "
+						     "answer");
 		}
 		/* trim spaces both ends */
-		char *p = line, *e;
-
+		p = line;
 		while (isspace((unsigned char)*p)) {
 			p++;
 		}
@@ -769,6 +762,12 @@ static int srp_signin(struct auth_ctx *ctx, enum signin_result *result)
 	err = call(ctx, REQ_SIGNIN, "signin/complete", "POST", url, body, ACCEPT_AUTH, &r, &status);
 	if (err) {
 		goto done;
+	}
+	if (status == 409 && (http_response_header(&r, "X-Apple-EDP") ||
+				     http_response_header(&r, "X-Apple-PDP"))) {
+		/* auth-protocol.md §3.4: an unconfirmed "escrow" step; not built */
+		log_warn("Apple asked for an escrow proof (X-Apple-EDP/PDP), which icpd does not "
+			 "support; trying the usual second factor");
 	}
 	err = signin_complete_status(ctx, status, &r.body, result);
 done:

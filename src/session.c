@@ -844,10 +844,25 @@ int session_load_cookies(struct session *s, struct http_client *http)
 	return err;
 }
 
+/* Give an empty buffer room for n bytes up front, so that filling it with
+ * secrets does not leave copies behind in memory freed by growing. */
+static void buf_reserve(struct buf *b, size_t n)
+{
+	char *pad = xcalloc(1, n);
+
+	if (buf_add(b, pad, n) == 0) {
+		buf_reset(b);
+	}
+	free(pad);
+}
+
 int session_store_cookies(struct session *s, struct http_client *http)
 {
 	struct buf lines = BUF_INIT;
-	int err = http_cookies_export(http, &lines);
+	int err;
+
+	buf_reserve(&lines, 64u << 10);
+	err = http_cookies_export(http, &lines);
 
 	if (!err) {
 		session_set(&s->cookies, lines.data);
