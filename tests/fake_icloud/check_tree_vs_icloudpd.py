@@ -45,6 +45,7 @@ CASES = [
     (["--live-photo-size", "medium"], {"live_photo_size": "medium"}),
     (["--keep-unicode-in-filenames"], {"keep_unicode": True}),
     (["--library", "@SHARED"], {"library": "@SHARED"}),     # the owner's SharedSync zone
+    ([], {"tz": "Pacific/Honolulu"}),                        # folders follow the host TZ (§6.6)
 ]
 
 
@@ -137,12 +138,13 @@ def inner(a):
             opts = {k: (shared if v == "@SHARED" else v) for k, v in opts.items()}
             out = os.path.join(w, "out")
             shutil.rmtree(out, ignore_errors=True)
-            env = dict(os.environ, TZ="UTC", REQUESTS_CA_BUNDLE=os.path.join(st, "ca.pem"))
+            opts = dict(opts)
+            opts.setdefault("tz", "UTC")
+            env = dict(os.environ, TZ=opts["tz"], REQUESTS_CA_BUNDLE=os.path.join(st, "ca.pem"))
             cmd = [a.binary, "--username", "tree@example.com", "--password", PW, "--directory", out,
                    "--cookie-directory", os.path.join(w, "cookies"), "--no-progress-bar"] + args
             with open(os.path.join(w, "icloudpd.log"), "w") as logf:
                 rc = subprocess.run(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, timeout=600).returncode
-            opts = dict(opts, tz="UTC")
             exp = expected_tree.expected_icloudpd_tree(lib, opts)
             got = walk(out) if os.path.isdir(out) else {}
             diffs = []
@@ -152,7 +154,7 @@ def inner(a):
                     e = (e[0], g[1])          # .part leftovers: mtime is the download time
                 if e != g:
                     diffs.append("%r expected %s got %s" % (k, e, g))
-            name = "icloudpd %s (%d files)" % (" ".join(args) or "(defaults)", len(exp))
+            name = "icloudpd %s TZ=%s (%d files)" % (" ".join(args) or "(defaults)", opts["tz"], len(exp))
             if rc == 0 and not diffs and exp:
                 passed += 1
                 print("PASS: " + name, flush=True)
