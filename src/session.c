@@ -1234,18 +1234,20 @@ static int import_session_json(struct session *s, const char *path, const char *
 			path);
 		goto done;
 	}
+	/* check every field before taking any, so a bad file changes nothing */
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 		json_t *v = json_object_get(root, keys[i].key);
 
-		if (!v || json_is_null(v)) {
-			continue;
-		}
-		if (!json_is_string(v)) {
+		if (v && !json_is_null(v) && !json_is_string(v)) {
 			err = error_set(ICPD_EPROTO, "'%s': field '%s' is not a string", path,
 				keys[i].key);
 			goto done;
 		}
-		if (*json_string_value(v)) {
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		json_t *v = json_object_get(root, keys[i].key);
+
+		if (json_is_string(v) && *json_string_value(v)) {
 			session_set(field_at(s, keys[i].off), json_string_value(v));
 		}
 	}

@@ -608,9 +608,10 @@ START_TEST(test_import_icloudpd)
 
 	/* a hostile .session file is an error and changes nothing */
 	snprintf(path, sizeof(path), "%s/jdoegmailcom.session", pydir);
-	write_text(path, "{\"session_token\": 42}");
+	write_text(path, "{\"scnt\": \"new-scnt\", \"session_token\": 42}");
 	ck_assert_int_eq(session_import_icloudpd(&s, pydir), ICPD_EPROTO);
 	ck_assert_str_eq(s.session_token, secrets[0]);
+	ck_assert_str_eq(s.scnt, secrets[2]);
 	write_text(path, "[1, 2");
 	ck_assert_int_eq(session_import_icloudpd(&s, pydir), ICPD_EPROTO);
 	/* a hostile jar too, and the message does not quote it */
