@@ -57,6 +57,7 @@ struct result {
 	int prepared;
 	int prepare_rc;
 	char *refresh_to;
+	const char *replaced_url; /* the URL the refresh replaced (the test frees it) */
 };
 
 static void on_done(void *ctx, struct download_job *job)
@@ -96,6 +97,7 @@ static int on_refresh(void *ctx, struct download_job *job)
 	if (!r->refresh_to) {
 		return ICPD_ENOTFOUND;
 	}
+	r->replaced_url = job->url;
 	job->url = r->refresh_to;
 	return 0;
 }
@@ -415,6 +417,8 @@ START_TEST(test_404_refresh)
 	run_one("/404", 3000, "IMG_F.JPG", &r, &o, &job);
 	ck_assert_int_eq(r.err[0], 0);
 	check_file(job.path, 3000);
+	ck_assert_ptr_nonnull(r.replaced_url);
+	free((char *)r.replaced_url);
 	free(r.refresh_to);
 	free((char *)job.path);
 	/* without a fresh URL the 404 is final, after one attempt */
