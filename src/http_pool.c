@@ -127,12 +127,12 @@ void http_pool_free(struct http_pool *p)
 	if (!p) {
 		return;
 	}
-	while (p->list) {
-		struct xfer *x = p->list;
-
-		unlink_xfer(p, x);
+	for (struct xfer *x = p->list, *next; x; x = next) {
+		next = x->next;
 		xfer_free(p, x);
 	}
+	p->list = NULL;
+	p->running = 0;
 	if (p->multi) {
 		curl_multi_cleanup(p->multi);
 	}

@@ -685,8 +685,10 @@ done:
 	}
 	rep->seconds = download_now() - s.t0;
 	if (rc == 0 && rep->failed > 0) {
+		long long tried = (long long)rep->failed + (long long)rep->downloaded;
+
 		rc = error_set(ICPD_EPARTIAL, "%lld of %lld files failed; the rest were saved",
-			(long long)rep->failed, (long long)(rep->failed + rep->downloaded));
+			(long long)rep->failed, tried);
 		error_hint("run again; files that keep failing are listed above");
 	}
 	rep->result = rc;
