@@ -421,7 +421,7 @@ static int pool_ensure(struct cloudkit *ck, size_t n)
 	if ((size_t)ck->npool >= n) {
 		return 0;
 	}
-	ck->pool = xrealloc(ck->pool, n * sizeof(*ck->pool));
+	ck->pool = xrealloc(ck->pool, n * sizeof(struct http_client *));
 	while ((size_t)ck->npool < n) {
 		int err = http_client_new(&ck->pool[ck->npool], &ho);
 

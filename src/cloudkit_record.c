@@ -461,9 +461,8 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 	if (cloudkit_field_int(asset, "dateExpunged", &iv)) {
 		a->date_expunged = iv;
 	}
-	if (cloudkit_field_int(asset, "orientation", &iv) && iv >= 0 && iv <= 8) {
-		a->orientation = (int)iv;
-	} else if (cloudkit_field_int(master, "originalOrientation", &iv) && iv >= 0 && iv <= 8) {
+	if ((cloudkit_field_int(asset, "orientation", &iv) && iv >= 0 && iv <= 8) ||
+		(cloudkit_field_int(master, "originalOrientation", &iv) && iv >= 0 && iv <= 8)) {
 		a->orientation = (int)iv;
 	}
 	if (cloudkit_field_int(asset, "assetSubtypeV2", &iv) && iv >= 0 && iv < 1000) {
