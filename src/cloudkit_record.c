@@ -641,6 +641,10 @@ int cloudkit_pairs_page(struct cloudkit_pairs *p, json_t *records, const char *z
 				a.purged = true;
 				cloudkit_page_push(page, &a, CHANGE_PURGED);
 				json_object_del(p->masters, name);
+			} else {
+				log_warn("record '%s' is marked deleted in a listing; skipped", name);
+				p->skipped++;
+				page->skipped++;
 			}
 			continue;
 		}

@@ -402,6 +402,16 @@ class RealSignIn(unittest.TestCase):
         n = len([x for x in lib.assets if lib.zones[x.zone].name == "PrimarySync" and not x.hidden
                  and not x.deleted])
         self.assertEqual(len(r.stdout.splitlines()), n)
+        # a parallel batch where every page gets 421: one re-validation, all retried
+        self.fake.ctl("POST", "/faults", {"service": "ckdatabasews", "path_regex": "/records/query$",
+                                          "action": "421", "nth": 2, "count": 2})
+        try:
+            r = self.run_icpd(["list", "assets"], "--log-level", "info", "--listing-parallelism", "4")
+        finally:
+            self.fake.ctl("DELETE", "/faults")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr.count("validating it again"), 1, r.stderr)
+        self.assertEqual(len(r.stdout.splitlines()), n)
 
 
 class Incremental(unittest.TestCase):
