@@ -694,13 +694,13 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 		out->skip = PLAN_SKIP_PHOTO;
 		return 0;
 	}
-	created = a->asset_date == INT64_MIN
-		? 0 : a->asset_date / 1000 - (a->asset_date % 1000 < 0 ? 1 : 0);
-	if (ctx->has_before && created < ctx->created_before) {
+	/* compared in ms, as icloudpd compares datetimes with their fraction */
+	created = a->asset_date == INT64_MIN ? 0 : a->asset_date;
+	if (ctx->has_before && created < ctx->created_before * 1000) {
 		out->skip = PLAN_SKIP_CREATED_BEFORE;
 		return 0;
 	}
-	if (ctx->has_after && created > ctx->created_after) {
+	if (ctx->has_after && created > ctx->created_after * 1000) {
 		out->skip = PLAN_SKIP_CREATED_AFTER;
 		return 0;
 	}

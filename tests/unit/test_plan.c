@@ -699,6 +699,11 @@ START_TEST(test_created_filters)
 	cfg.skip_created_after = xstrdup("2018-07-31T09:30+02:00"); /* 07:30 UTC */
 	run();
 	ck_assert_int_eq(res.skip, PLAN_SKIP_NONE);
+	/* the fraction counts: 07:22:24.816 is after 07:22:24 */
+	free(cfg.skip_created_after);
+	cfg.skip_created_after = xstrdup("2018-07-31T07:22:24");
+	run();
+	ck_assert_int_eq(res.skip, PLAN_SKIP_CREATED_AFTER);
 	/* Nd relative to now (1700000000 = 2023-11-14) */
 	free(cfg.skip_created_after);
 	cfg.skip_created_after = NULL;
