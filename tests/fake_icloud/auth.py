@@ -348,6 +348,7 @@ class AuthState:
                     "config": a.public(),
                 }
             return {"accounts": accts, "counters": dict(self.counters),
+                    "events": list(self.events[-200:]),
                     "push_requested": self.counters.get("pushes", 0) > 0}
 
     def reset_counters(self):
@@ -639,13 +640,18 @@ class AuthState:
         except (KeyError, TypeError, ValueError):
             code = None
         h = [("scnt", _tok("scnt-", 18))]
+        code_type = type(code).__name__
+        if isinstance(code, int) and not isinstance(code, bool):
+            # icloudpd sends the SMS code as a JSON number and users report it working;
+            # a lost leading zero still makes it wrong
+            code = str(code)
         if not isinstance(code, str) or conv.fido or code != acc.current_code:
             self._count("code_wrong")
-            self._event("code_wrong", apple_id=acc.apple_id, sms=sms)
+            self._event("code_wrong", apple_id=acc.apple_id, sms=sms, code_type=code_type)
             return self.idmsa_resp(400, WRONG_CODE, headers=h + [("X-Apple-I-Ercd", "-21669")])
         conv.verified = True
         self._count("code_ok")
-        self._event("code_ok", apple_id=acc.apple_id, sms=sms)
+        self._event("code_ok", apple_id=acc.apple_id, sms=sms, code_type=code_type)
         h = []
         self._new_keys(conv, h)
         h.append(("X-Apple-Auth-Attributes", _tok("attr-", 12)))
