@@ -242,14 +242,20 @@ static int stat_fn(void *ud, const char *rel, int64_t *size)
 		}
 	}
 	abs = xasprintf("%s/%s", s->dir, rel);
-	if (stat(abs, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (stat(abs, &st) != 0) {
 		int e = errno;
 
 		free(abs);
-		if (e == ENOENT || e == ENOTDIR || e == 0) {
+		if (e == ENOENT || e == ENOTDIR || e == ENAMETOOLONG) {
 			return ICPD_ENOTFOUND;
 		}
-		return error_set(ICPD_ESTORAGE, "cannot stat '%s/%s': %s", s->dir, rel, strerror(e));
+		error_set(ICPD_ESTORAGE, "cannot stat '%s/%s': %s", s->dir, rel, strerror(e));
+		return ICPD_ESTORAGE;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		/* a directory (or anything else) is not the file: icloudpd's isfile */
+		free(abs);
+		return ICPD_ENOTFOUND;
 	}
 	*size = (int64_t)st.st_size;
 	state_file_init(&f);
