@@ -434,17 +434,18 @@ static void job_done(void *ctx, struct download_job *dj)
 	job_free(job);
 }
 
-/* FNV-1a of the relative path: a stable temp name, so a killed run resumes. */
-static void job_key(struct sync_job *job)
+/*
+ * A stable temp name, so a killed run resumes: the relative path, iCloud's
+ * fileChecksum of the resource (a new version of the photo never resumes
+ * the bytes of the old one) and the size.
+ */
+static void job_key(struct sync_job *job, const char *checksum)
 {
-	uint64_t h = 1469598103934665603ULL;
+	char *id = xasprintf("%s%c%s", job->rel, '\x1f', checksum ? checksum : "");
 
-	for (const unsigned char *p = (const unsigned char *)job->rel; *p; p++) {
-		h ^= *p;
-		h *= 1099511628211ULL;
-	}
-	snprintf(job->key, sizeof(job->key), "%016llx-%lld", (unsigned long long)h,
+	snprintf(job->key, sizeof(job->key), "%016llx-%lld", (unsigned long long)hash_str(id),
 		(long long)job->api_size);
+	free(id);
 }
 
 static int record_present(struct sync *s, const struct asset *a, const struct plan_item *it)
@@ -546,7 +547,7 @@ static int handle_item(struct sync *s, const struct asset *a, const struct plan_
 	job->abs = abs;
 	job->url = xstrdup(it->url);
 	job->api_size = it->size;
-	job_key(job);
+	job_key(job, it->checksum);
 	job->dl.url = job->url;
 	job->dl.size = it->size;
 	job->dl.path = job->abs;
