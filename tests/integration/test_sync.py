@@ -251,6 +251,15 @@ class SyncTree(unittest.TestCase):
         self.assertEqual(r.returncode, 0, show(r))
         self.assertIn(gone[0], walk(out))
 
+    def test_state_never_under_the_photo_directory(self):
+        inner = os.path.join(self.out, "cookies")
+        args = ["sync", "-u", USER, "-d", self.out, "--cookie-directory", inner,
+                "--password-file", self.env.pw] + self.env.fake.endpoint_args()
+        r = fe.run_icpd(ICPD, args, "", dict(self.env.fake.env()))
+        self.assertEqual(r.returncode, 2, show(r))
+        self.assertIn("inside the photo directory", r.stderr.decode())
+        self.assertFalse(os.path.exists(inner))
+
     def test_dry_run_and_only_print_filenames(self):
         r = self.env.sync(self.out, "--dry-run")
         self.assertEqual(r.returncode, 0, show(r))
