@@ -744,7 +744,8 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 		if (rc) {
 			break;
 		}
-		rc = download_run(s.dl, cfg->threads * 4);
+		/* keep enough queued that transfers go on while the listing waits for a page */
+		rc = download_run(s.dl, cfg->threads * 16);
 		if (rc) {
 			break;
 		}
