@@ -495,7 +495,9 @@ int naming_folder_compile(const char *tmpl, bool use_os_locale, struct naming_fo
 		return 0;
 	}
 	if (use_os_locale) {
-		f->loc = newlocale(LC_ALL_MASK, "", (locale_t)0);
+		/* LC_TIME only: month and day names are all strftime needs, and
+		 * glibc leaks a composite LC_ALL name */
+		f->loc = newlocale(LC_TIME_MASK, "", (locale_t)0);
 	}
 	if (f->loc == (locale_t)0) {
 		f->loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);

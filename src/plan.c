@@ -104,8 +104,13 @@ int plan_parse_date(const char *s, time_t now, int64_t *out)
 	{
 		size_t n = strspn(s, "0123456789");
 
+		long days = 0;
+
+		for (size_t i = 0; i < n && n <= 9; i++) {
+			days = days * 10 + (s[i] - '0');
+		}
 		if (n > 0 && n <= 9 && (s[n] == 'd' || s[n] == 'D') && s[n + 1] == '\0') {
-			*out = (int64_t)now - (int64_t)atol(s) * 86400;
+			*out = (int64_t)now - (int64_t)days * 86400;
 			return 0;
 		}
 	}

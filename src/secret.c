@@ -160,19 +160,44 @@ static int parse_key_text(const char *text, size_t len, uint8_t *out)
 	return -1;
 }
 
-/* Write a new random key as hex text to path, created 0600 with O_EXCL.
- * Returns 1 when someone else created the file first. */
+/*
+ * Write a new random key as hex text to path, mode 0600.  The key is
+ * written to an O_EXCL temp file and link()ed into place, so a process that
+ * races us sees either no key file or a complete one.  Returns 1 when
+ * someone else created the file first.
+ */
 static int create_key_file(const char *path, uint8_t *key)
 {
 	char *hex = secret_alloc(2 * SECRET_KEY_BYTES + 2);
 	size_t len = 2 * SECRET_KEY_BYTES + 1;
-	int fd = -1, err = 0;
+	uint8_t r[6];
+	char *tmp;
+	int fd, err = 0;
 
+	randombytes_buf(r, sizeof(r));
+	tmp = xasprintf("%s.tmp-%02x%02x%02x%02x%02x%02x", path, r[0], r[1], r[2], r[3], r[4],
+		r[5]);
 	randombytes_buf(key, SECRET_KEY_BYTES);
 	sodium_bin2hex(hex, 2 * SECRET_KEY_BYTES + 1, key, SECRET_KEY_BYTES);
 	hex[2 * SECRET_KEY_BYTES] = '\n';
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
+		err = error_set(ICPD_ESTORAGE, "cannot create key file '%s': %s", path,
+			strerror(errno));
+		goto done;
+	}
+	if (fchmod(fd, 0600) != 0 || write(fd, hex, len) != (ssize_t)len || fsync(fd) != 0) {
+		err = error_set(ICPD_ESTORAGE, "cannot write key file '%s': %s", path,
+			strerror(errno));
+		close(fd);
+		goto done;
+	}
+	if (close(fd) != 0) {
+		err = error_set(ICPD_ESTORAGE, "cannot write key file '%s': %s", path,
+			strerror(errno));
+		goto done;
+	}
+	if (link(tmp, path) != 0) {
 		if (errno == EEXIST) {
 			err = 1;
 		} else {
@@ -181,27 +206,13 @@ static int create_key_file(const char *path, uint8_t *key)
 		}
 		goto done;
 	}
-	if (fchmod(fd, 0600) != 0 || write(fd, hex, len) != (ssize_t)len || fsync(fd) != 0) {
-		err = error_set(ICPD_ESTORAGE, "cannot write key file '%s': %s", path,
-			strerror(errno));
-		close(fd);
-		fd = -1;
-		unlink(path);
-		goto done;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		err = error_set(ICPD_ESTORAGE, "cannot write key file '%s': %s", path,
-			strerror(errno));
-		unlink(path);
-		goto done;
-	}
-	fd = -1;
 	log_warn("created the session key file '%s': anyone who can read that directory can "
 		 "read the session; use --secret-key-file (a Kubernetes Secret) to keep the key "
 		 "elsewhere",
 		path);
 done:
+	unlink(tmp);
+	free(tmp);
 	secret_free(hex);
 	return err;
 }

@@ -17,6 +17,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,7 +415,6 @@ static time_t cookie_expiry(const char *lines, const char *name)
 			f[nf++] = q;
 			q = memchr(q, '\t', (size_t)(end - q));
 			if (!q) {
-				q = end;
 				break;
 			}
 			q++;
@@ -558,7 +558,7 @@ static int sbuf_dump(const char *data, size_t n, void *arg)
 {
 	struct sbuf *b = arg;
 
-	if (b->len + n + 1 > b->cap) {
+	if (!b->p || b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		char *p;
 
@@ -786,18 +786,83 @@ void session_close(struct session *s)
 
 /* --- cookies between the session and libcurl --------------------------------------- */
 
+/* The expiry field of one Netscape line, or -1 when it has none. */
+static long long line_expiry(const char *p, size_t n)
+{
+	const char *end = p + n;
+	long long v = 0;
+
+	for (int field = 0; field < 4; field++) {
+		p = memchr(p, '\t', (size_t)(end - p));
+		if (!p) {
+			return -1;
+		}
+		p++;
+	}
+	if (p == end || *p < '0' || *p > '9') {
+		return -1;
+	}
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (v > (LLONG_MAX - 9) / 10) {
+			return -1;
+		}
+		v = v * 10 + (*p - '0');
+	}
+	return v;
+}
+
+/*
+ * Hand the cookies to libcurl, leaving out the ones that expired (libcurl
+ * keeps expired cookies that are added as lines, and icloudpd saved them).
+ */
 int session_load_cookies(struct session *s, struct http_client *http)
 {
-	if (!s->cookies || !*s->cookies) {
+	struct sbuf live = { NULL, 0, 0 };
+	time_t now = time(NULL);
+	int err;
+
+	for (const char *p = s->cookies; p && *p;) {
+		const char *end = strchr(p, '\n');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		long long exp = line_expiry(p, n);
+
+		bool session_cookie = exp == 0, live_cookie = exp >= (long long)now;
+		bool comment = exp < 0 && *p == '#';
+
+		/* expired cookies and malformed lines stay out */
+		if (session_cookie || live_cookie || comment) {
+			sbuf_dump(p, n, &live);
+			sbuf_dump("\n", 1, &live);
+		}
+		p += n + (end ? 1 : 0);
+	}
+	if (!live.p) {
 		return 0;
 	}
-	return http_cookies_import(http, s->cookies);
+	err = http_cookies_import(http, live.p);
+	secret_free(live.p);
+	return err;
+}
+
+/* Give an empty buffer room for n bytes up front, so that filling it with
+ * secrets does not leave copies behind in memory freed by growing. */
+static void buf_reserve(struct buf *b, size_t n)
+{
+	char *pad = xcalloc(1, n);
+
+	if (buf_add(b, pad, n) == 0) {
+		buf_reset(b);
+	}
+	free(pad);
 }
 
 int session_store_cookies(struct session *s, struct http_client *http)
 {
 	struct buf lines = BUF_INIT;
-	int err = http_cookies_export(http, &lines);
+	int err;
+
+	buf_reserve(&lines, 64u << 10);
+	err = http_cookies_export(http, &lines);
 
 	if (!err) {
 		session_set(&s->cookies, lines.data);
@@ -809,25 +874,37 @@ int session_store_cookies(struct session *s, struct http_client *http)
 
 /* --- icloudpd's LWP cookie jar ------------------------------------------------------ */
 
+/* Fields point into the parse's scratch buffer (secret memory). */
 struct lwp_cookie {
-	char *name;   /* secret memory, all of them */
-	char *value;
-	char *domain;
-	char *path;
-	char *expires;
+	const char *name;
+	const char *value;
+	const char *domain;
+	const char *path;
+	const char *expires;
 	bool secure;
 	bool discard;
 	bool httponly;
 };
 
-static void lwp_cookie_clear(struct lwp_cookie *c)
+/* Bump allocator over one secret buffer, reset for every line. */
+struct scratch {
+	char *p;
+	size_t used;
+	size_t cap;
+};
+
+static char *scratch_copy(struct scratch *sc, const char *s, size_t n)
 {
-	secret_free(c->name);
-	secret_free(c->value);
-	secret_free(c->domain);
-	secret_free(c->path);
-	secret_free(c->expires);
-	memset(c, 0, sizeof(*c));
+	char *out;
+
+	if (n + 1 > sc->cap - sc->used) {
+		return NULL; /* cannot happen: the buffer holds twice the input */
+	}
+	out = sc->p + sc->used;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	sc->used += n + 1;
+	return out;
 }
 
 /* Python's http.cookiejar token: no whitespace, '=', ';' or ','. */
@@ -850,27 +927,38 @@ static bool field_ok(const char *s, bool allow_space)
 	return true;
 }
 
+static int digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			return -1;
+		}
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
 /* "YYYY-MM-DD hh:mm:ssZ" (Python's time2isoz) to epoch seconds. */
 static int parse_isoz(const char *s, long long *out)
 {
-	int y, mo, d, h, mi, se, n = 0;
+	int y, mo, d, h, mi, se;
 	struct tm tm;
 	time_t t;
 
-	if (strlen(s) != 20 ||
-		sscanf(s, "%4d-%2d-%2d %2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &se, &n) != 6 ||
-		n != 20) {
+	if (strlen(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' ||
+		s[16] != ':' || s[19] != 'Z') {
 		return -1;
 	}
-	for (int i = 0; i < 19; i++) {
-		bool digit_pos = i != 4 && i != 7 && i != 10 && i != 13 && i != 16;
-
-		if (digit_pos && !isdigit((unsigned char)s[i])) {
-			return -1;
-		}
-	}
-	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-		se > 60) {
+	y = digits(s, 4);
+	mo = digits(s + 5, 2);
+	d = digits(s + 8, 2);
+	h = digits(s + 11, 2);
+	mi = digits(s + 14, 2);
+	se = digits(s + 17, 2);
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+		mi > 59 || se < 0 || se > 60) {
 		return -1;
 	}
 	memset(&tm, 0, sizeof(tm));
@@ -893,11 +981,18 @@ static int parse_isoz(const char *s, long long *out)
  * pairs, the first being the cookie's name and value; values are tokens or
  * double-quoted with backslash escapes.  Returns 0 or -1 with *why set.
  */
-static int lwp_parse_line(const char *p, const char *end, struct lwp_cookie *c, const char **why)
+static int lwp_parse_line(const char *p, const char *end, struct lwp_cookie *c,
+	struct scratch *sc, const char **why)
 {
 	bool first = true;
-	char *val = secret_alloc((size_t)(end - p) + 1);
+	char *val = sc->p + sc->used; /* the value is unescaped here, then kept or dropped */
 	int rc = -1;
+
+	if ((size_t)(end - p) + 1 > sc->cap - sc->used) {
+		*why = "line too long";
+		return -1;
+	}
+	sc->used += (size_t)(end - p) + 1;
 
 	while (p < end) {
 		const char *k, *k_end;
@@ -973,17 +1068,14 @@ static int lwp_parse_line(const char *p, const char *end, struct lwp_cookie *c, 
 #define KEY_IS(lit) ((size_t)(k_end - k) == strlen(lit) && strncasecmp(k, lit, strlen(lit)) == 0)
 		if (first) {
 			first = false;
-			c->name = secret_strndup(k, (size_t)(k_end - k));
-			c->value = secret_strndup(val, vlen);
+			c->name = scratch_copy(sc, k, (size_t)(k_end - k));
+			c->value = scratch_copy(sc, val, vlen);
 		} else if (KEY_IS("domain") && has_value) {
-			secret_free(c->domain);
-			c->domain = secret_strndup(val, vlen);
+			c->domain = scratch_copy(sc, val, vlen);
 		} else if (KEY_IS("path") && has_value) {
-			secret_free(c->path);
-			c->path = secret_strndup(val, vlen);
+			c->path = scratch_copy(sc, val, vlen);
 		} else if (KEY_IS("expires") && has_value) {
-			secret_free(c->expires);
-			c->expires = secret_strndup(val, vlen);
+			c->expires = scratch_copy(sc, val, vlen);
 		} else if (KEY_IS("secure")) {
 			c->secure = true;
 		} else if (KEY_IS("discard")) {
@@ -999,9 +1091,12 @@ static int lwp_parse_line(const char *p, const char *end, struct lwp_cookie *c, 
 		*why = "no cookie";
 		goto done;
 	}
+	if (!c->name || !c->value) {
+		*why = "line too long";
+		goto done;
+	}
 	rc = 0;
 done:
-	secret_free(val);
 	return rc;
 }
 
@@ -1041,7 +1136,10 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 	static const char magic[] = "#LWP-Cookies-2.0";
 	static const char prefix[] = "Set-Cookie3:";
 	size_t pos = 0, lineno = 0, start_len = netscape_out->len, count = 0;
+	struct scratch sc = { NULL, 0, 0 };
+	const char *why = NULL;
 	bool header = false;
+	int err = 0;
 
 	if (len > IMPORT_FILE_MAX) {
 		return error_set(ICPD_EPROTO, "cookie jar is too large");
@@ -1052,8 +1150,8 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 	/* one allocation for the output, so growing leaves no copies behind */
 	if (netscape_out->cap < netscape_out->len + 2 * len + 256) {
 		char *pad = xcalloc(1, 2 * len + 256);
-		int err = buf_add(netscape_out, pad, 2 * len + 256);
 
+		err = buf_add(netscape_out, pad, 2 * len + 256);
 		free(pad);
 		if (err) {
 			return error_set(ICPD_EPROTO, "cookie jar is too large");
@@ -1061,12 +1159,13 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 		netscape_out->len = start_len;
 		netscape_out->data[start_len] = '\0';
 	}
+	sc.cap = 2 * len + 16;
+	sc.p = secret_alloc(sc.cap);
 	while (pos < len) {
 		const char *line = text + pos;
 		const char *nl = memchr(line, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - line) : len - pos;
 		struct lwp_cookie c = { 0 };
-		const char *why = NULL;
 
 		pos += n + (nl ? 1 : 0);
 		lineno++;
@@ -1075,7 +1174,7 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 		}
 		if (!header) {
 			if (n < sizeof(magic) - 1 || memcmp(line, magic, sizeof(magic) - 1) != 0) {
-				goto bad_header;
+				break;
 			}
 			header = true;
 			continue;
@@ -1083,27 +1182,31 @@ int session_parse_lwp(const char *text, size_t len, struct buf *netscape_out)
 		if (n == 0 || line[0] == '#') {
 			continue;
 		}
+		sc.used = 0;
 		if (n < sizeof(prefix) - 1 || memcmp(line, prefix, sizeof(prefix) - 1) != 0) {
 			why = "not a Set-Cookie3 line";
-		} else if (lwp_parse_line(line + sizeof(prefix) - 1, line + n, &c, &why) == 0) {
+		} else if (lwp_parse_line(line + sizeof(prefix) - 1, line + n, &c, &sc, &why) == 0) {
 			lwp_emit(&c, netscape_out, &why);
 		}
-		lwp_cookie_clear(&c);
 		if (why) {
-			secure_zero(netscape_out->data + start_len, netscape_out->len - start_len);
-			netscape_out->len = start_len;
-			netscape_out->data[start_len] = '\0';
-			return error_set(ICPD_EPROTO, "cookie jar line %zu: %s", lineno, why);
+			break;
 		}
 		count++;
 	}
 	if (!header) {
-		goto bad_header;
+		err = error_set(ICPD_EPROTO, "not an LWP cookie jar (no '#LWP-Cookies-2.0' line)");
+	} else if (why) {
+		err = error_set(ICPD_EPROTO, "cookie jar line %zu: %s", lineno, why);
 	}
-	log_debug("read %zu cookies from an LWP cookie jar", count);
-	return 0;
-bad_header:
-	return error_set(ICPD_EPROTO, "not an LWP cookie jar (no '#LWP-Cookies-2.0' line)");
+	if (err) {
+		secure_zero(netscape_out->data + start_len, netscape_out->len - start_len);
+		netscape_out->len = start_len;
+		netscape_out->data[start_len] = '\0';
+	} else {
+		log_debug("read %zu cookies from an LWP cookie jar", count);
+	}
+	secret_free(sc.p);
+	return err;
 }
 
 /* --- icloudpd import -------------------------------------------------------------- */
@@ -1131,18 +1234,20 @@ static int import_session_json(struct session *s, const char *path, const char *
 			path);
 		goto done;
 	}
+	/* check every field before taking any, so a bad file changes nothing */
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 		json_t *v = json_object_get(root, keys[i].key);
 
-		if (!v || json_is_null(v)) {
-			continue;
-		}
-		if (!json_is_string(v)) {
+		if (v && !json_is_null(v) && !json_is_string(v)) {
 			err = error_set(ICPD_EPROTO, "'%s': field '%s' is not a string", path,
 				keys[i].key);
 			goto done;
 		}
-		if (*json_string_value(v)) {
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		json_t *v = json_object_get(root, keys[i].key);
+
+		if (json_is_string(v) && *json_string_value(v)) {
 			session_set(field_at(s, keys[i].off), json_string_value(v));
 		}
 	}

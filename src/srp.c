@@ -207,8 +207,8 @@ static void hex_lower(const uint8_t *in, size_t n, char *out)
 static int password_key(const char *password, enum srp_protocol proto, const uint8_t *salt,
 	size_t salt_len, long iterations, uint8_t out[SRP_HASH_BYTES])
 {
-	uint8_t p0[SRP_HASH_BYTES];
-	char hex[2 * SRP_HASH_BYTES];
+	uint8_t p0[SRP_HASH_BYTES] = { 0 };
+	char hex[2 * SRP_HASH_BYTES] = { 0 };
 	const void *input = p0;
 	size_t input_len = sizeof(p0);
 	struct part pw = { password, strlen(password) };
@@ -243,11 +243,11 @@ int srp_client_proofs(struct srp_client *c, const char *account, const char *pas
 	BIGNUM *bx = BN_secure_new(), *bv = BN_secure_new(), *kv = BN_secure_new();
 	BIGNUM *base = BN_secure_new(), *ux = BN_secure_new(), *ex = BN_secure_new();
 	BIGNUM *bS = BN_secure_new();
-	uint8_t p[SRP_HASH_BYTES], inner[SRP_HASH_BYTES], x[SRP_HASH_BYTES];
-	uint8_t k[SRP_HASH_BYTES], u[SRP_HASH_BYTES], K[SRP_HASH_BYTES];
-	uint8_t hn[SRP_HASH_BYTES], hg[SRP_HASH_BYTES], hi[SRP_HASH_BYTES];
+	uint8_t p[SRP_HASH_BYTES] = { 0 }, inner[SRP_HASH_BYTES] = { 0 }, x[SRP_HASH_BYTES] = { 0 };
+	uint8_t k[SRP_HASH_BYTES] = { 0 }, u[SRP_HASH_BYTES] = { 0 }, K[SRP_HASH_BYTES] = { 0 };
+	uint8_t hn[SRP_HASH_BYTES] = { 0 }, hg[SRP_HASH_BYTES] = { 0 }, hi[SRP_HASH_BYTES] = { 0 };
 	uint8_t Nmin[SRP_N_BYTES], gpad[SRP_N_BYTES], Apad[SRP_N_BYTES], Bpad[SRP_N_BYTES];
-	uint8_t Bmin[SRP_N_BYTES], Smin[SRP_N_BYTES];
+	uint8_t Bmin[SRP_N_BYTES], Smin[SRP_N_BYTES] = { 0 };
 	size_t Bmin_len, Smin_len;
 	static const char colon = ':';
 	bool zero = true;

@@ -54,7 +54,7 @@ fi
 #    test run no icpd code, so they ran once above).
 if build build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false; then
 	rm -f build-asan/meson-logs/testlog.json
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$root/tests/lsan.supp ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C build-asan -v --num-processes "$jobs" --print-errorlogs \
 		--no-suite fake --no-suite interop --no-suite deploy
 	count build-asan
@@ -68,7 +68,7 @@ if [ -f build-release/build.ninja ]; then
 	echo "== unit tests under valgrind"
 	rm -f build-release/meson-logs/testlog-valgrind.json
 	CK_FORK=no meson test -C build-release --suite unit -v --num-processes "$jobs" \
-		--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet'
+		--wrap="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet --suppressions=$root/tests/valgrind.supp"
 	count build-release testlog-valgrind
 fi
 

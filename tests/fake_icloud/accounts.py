@@ -51,6 +51,8 @@ class Account:
     too_many_codes: bool = False
     web_access_off: bool = False
     wrong_region: bool = False
+    escrow_on_trust: bool = False     # [unconfirmed, ips notes 2026] 409 + X-Apple-EDP/PDP instead of 200
+    code_409_success: bool = False    # [unconfirmed, ips notes 2026] right code answered 409 valid:true
     library: str = None
     dsid: str = ""
     partition: int = 42
@@ -78,12 +80,14 @@ class Account:
             "web_access_off": self.web_access_off, "wrong_region": self.wrong_region,
             "phone_list_location": self.phone_list_location,
             "rotate_code_on_push": self.rotate_code_on_push,
+            "escrow_on_trust": self.escrow_on_trust, "code_409_success": self.code_409_success,
             "library": self.library, "partition": self.partition,
         }
 
 
 BOOL_FLAGS = ("has_qualifying_device", "rotate_code_on_push", "adp", "fido_only",
-              "locked", "too_many_codes", "web_access_off", "wrong_region")
+              "locked", "too_many_codes", "web_access_off", "wrong_region",
+              "escrow_on_trust", "code_409_success")
 
 
 def account_from_dict(d: dict, base_dir: str = ".") -> Account:

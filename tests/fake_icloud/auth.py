@@ -348,6 +348,7 @@ class AuthState:
                     "config": a.public(),
                 }
             return {"accounts": accts, "counters": dict(self.counters),
+                    "events": list(self.events[-200:]),
                     "push_requested": self.counters.get("pushes", 0) > 0}
 
     def reset_counters(self):
@@ -482,6 +483,13 @@ class AuthState:
             conv.needs_repair = True
             self._event("signin_412", apple_id=acc.apple_id)
             return self.idmsa_resp(412, {"authType": "sa"}, headers=h)
+        if live and acc.escrow_on_trust:
+            # reported (unconfirmed) iOS 26.4 behaviour: trust accepted, escrow proof wanted.
+            # The fake has no escrow endpoints; the ordinary 2FA path still works.
+            h.append(("X-Apple-EDP", "1"))
+            h.append(("X-Apple-PDP", "1"))
+            self._event("signin_escrow", apple_id=acc.apple_id)
+            return self.idmsa_resp(409, {"authType": "hsa2"}, headers=h)
         if live and not acc.fido_only:
             conv.trusted = True
             conv.verified = True
@@ -632,17 +640,24 @@ class AuthState:
         except (KeyError, TypeError, ValueError):
             code = None
         h = [("scnt", _tok("scnt-", 18))]
+        code_type = type(code).__name__
+        if isinstance(code, int) and not isinstance(code, bool):
+            # icloudpd sends the SMS code as a JSON number and users report it working;
+            # a lost leading zero still makes it wrong
+            code = str(code)
         if not isinstance(code, str) or conv.fido or code != acc.current_code:
             self._count("code_wrong")
-            self._event("code_wrong", apple_id=acc.apple_id, sms=sms)
+            self._event("code_wrong", apple_id=acc.apple_id, sms=sms, code_type=code_type)
             return self.idmsa_resp(400, WRONG_CODE, headers=h + [("X-Apple-I-Ercd", "-21669")])
         conv.verified = True
         self._count("code_ok")
-        self._event("code_ok", apple_id=acc.apple_id, sms=sms)
+        self._event("code_ok", apple_id=acc.apple_id, sms=sms, code_type=code_type)
         h = []
         self._new_keys(conv, h)
         h.append(("X-Apple-Auth-Attributes", _tok("attr-", 12)))
         h.append(("X-Apple-OAuth-Grant-Code", _tok("gc-", 12)))
+        if acc.code_409_success:
+            return self.idmsa_resp(409, {"securityCode": {"code": code, "valid": True}}, headers=h)
         if sms:
             return self.idmsa_resp(200, {"trustedPhoneNumber": acc.phones[0].entry() if acc.phones else {},
                                          "securityCode": {"code": code, "valid": True}, "mode": "sms"}, headers=h)

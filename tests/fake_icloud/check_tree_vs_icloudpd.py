@@ -44,6 +44,8 @@ CASES = [
     (["--folder-structure", "{:%Y/%m}"], {"folder_structure": "{:%Y/%m}"}),
     (["--live-photo-size", "medium"], {"live_photo_size": "medium"}),
     (["--keep-unicode-in-filenames"], {"keep_unicode": True}),
+    (["--library", "@SHARED"], {"library": "@SHARED"}),     # the owner's SharedSync zone
+    ([], {"tz": "Pacific/Honolulu"}),                        # folders follow the host TZ (§6.6)
 ]
 
 
@@ -55,6 +57,59 @@ def walk(root):
             st = os.stat(p)
             got[os.path.relpath(p, root)] = (st.st_size, int(st.st_mtime))
     return got
+
+
+def run_icloudpd(a, w, st, out, args=()):
+    env = dict(os.environ, TZ="UTC", REQUESTS_CA_BUNDLE=os.path.join(st, "ca.pem"))
+    cmd = [a.binary, "--username", "tree@example.com", "--password", PW, "--directory", out,
+           "--cookie-directory", os.path.join(w, "cookies"), "--no-progress-bar"] + list(args)
+    with open(os.path.join(w, "icloudpd.log"), "w") as logf:
+        rc = subprocess.run(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, timeout=600).returncode
+    with open(os.path.join(w, "icloudpd.log")) as f:
+        downloaded = sum(1 for line in f if " Downloaded " in line)
+    return rc, downloaded
+
+
+def incremental(a, w, st, lib):
+    """Run twice (second run must download nothing), then change the
+    library through the control API and check the third run fetches exactly
+    the new asset's files."""
+    import urllib.request
+    import expected_tree
+    out = os.path.join(w, "out")
+    shutil.rmtree(out, ignore_errors=True)
+    rc1, n1 = run_icloudpd(a, w, st, out)
+    first = walk(out)
+    rc2, n2 = run_icloudpd(a, w, st, out)
+    if (rc1, rc2, n2) != (0, 0, 0) or walk(out) != first or not n1:
+        return False, "re-run: rc %d/%d, downloaded %d then %d" % (rc1, rc2, n1, n2)
+    with open(os.path.join(st, "ready.json")) as f:
+        cport = json.load(f)["control_port"]
+    victim = lib.index((0, "all"))[3].uuid
+    ops = [{"op": "add", "spec": {"filename": "IMG_9001.HEIC", "date": "2024-02-29T12:00:00Z", "tz": 3600,
+                                  "original": {"uti": "public.heic", "size": 12345},
+                                  "live": {"uti": "com.apple.quicktime-movie", "size": 23456}}},
+           {"op": "delete", "asset": victim},
+           {"op": "favourite", "asset": lib.index((0, "all"))[5].uuid}]
+    for op in ops:
+        body = dict(op, apple_id="tree@example.com")
+        req = urllib.request.Request("http://127.0.0.1:%d/mutate" % cport, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            if r.status != 200:
+                return False, "control /mutate answered %d" % r.status
+        lib.mutate(op)
+    prev = {k: v[0] for k, v in first.items()}
+    new = expected_tree.expected_icloudpd_tree(lib, {"tz": "UTC", "existing": prev})
+    rc3, n3 = run_icloudpd(a, w, st, out)
+    want = dict(first)
+    want.update(new)
+    got = walk(out)
+    if rc3 != 0 or got != want or n3 != len(new) or set(new) != {"2024/02/29/IMG_9001.HEIC",
+                                                                 "2024/02/29/IMG_9001_HEVC.MOV"}:
+        return False, "third run: rc %d, downloaded %d, new %s, diff %s" % (
+            rc3, n3, sorted(new), sorted(set(got) ^ set(want)))
+    return True, ""
 
 
 def inner(a):
@@ -77,15 +132,19 @@ def inner(a):
             time.sleep(0.1)
         lib = library.Library.load(os.path.join(w, "lib.json"))
         cases = CASES[:3] if a.quick else CASES
+        shared = lib.zones[1].name
         for args, opts in cases:
+            args = [shared if v == "@SHARED" else v for v in args]
+            opts = {k: (shared if v == "@SHARED" else v) for k, v in opts.items()}
             out = os.path.join(w, "out")
             shutil.rmtree(out, ignore_errors=True)
-            env = dict(os.environ, TZ="UTC", REQUESTS_CA_BUNDLE=os.path.join(st, "ca.pem"))
+            opts = dict(opts)
+            opts.setdefault("tz", "UTC")
+            env = dict(os.environ, TZ=opts["tz"], REQUESTS_CA_BUNDLE=os.path.join(st, "ca.pem"))
             cmd = [a.binary, "--username", "tree@example.com", "--password", PW, "--directory", out,
                    "--cookie-directory", os.path.join(w, "cookies"), "--no-progress-bar"] + args
             with open(os.path.join(w, "icloudpd.log"), "w") as logf:
                 rc = subprocess.run(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, timeout=600).returncode
-            opts = dict(opts, tz="UTC")
             exp = expected_tree.expected_icloudpd_tree(lib, opts)
             got = walk(out) if os.path.isdir(out) else {}
             diffs = []
@@ -95,7 +154,7 @@ def inner(a):
                     e = (e[0], g[1])          # .part leftovers: mtime is the download time
                 if e != g:
                     diffs.append("%r expected %s got %s" % (k, e, g))
-            name = "icloudpd %s (%d files)" % (" ".join(args) or "(defaults)", len(exp))
+            name = "icloudpd %s TZ=%s (%d files)" % (" ".join(args) or "(defaults)", opts["tz"], len(exp))
             if rc == 0 and not diffs and exp:
                 passed += 1
                 print("PASS: " + name, flush=True)
@@ -104,6 +163,12 @@ def inner(a):
                 print("FAIL: %s rc=%d" % (name, rc), flush=True)
                 for d in diffs[:20]:
                     print("    " + d)
+        if not a.quick:
+            ok, detail = incremental(a, w, st, lib)
+            passed += ok
+            failed += not ok
+            print("%s: icloudpd re-run and between-run changes%s" % ("PASS" if ok else "FAIL",
+                                                                    "" if ok else " -- " + detail), flush=True)
     finally:
         srv.terminate()
         srv.wait(10)

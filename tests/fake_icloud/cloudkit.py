@@ -175,6 +175,8 @@ class CloudKitService:
             return _err("BAD_REQUEST", "Invalid JSON body", 400)
         if body is None:
             body = {}
+        if not isinstance(body, dict):
+            return _err("BAD_REQUEST", "request body must be a JSON object", 400)
         with self.lock:
             self.requests.append((db, op, body))
             del self.requests[:-1000]
@@ -193,6 +195,9 @@ class CloudKitService:
                 return handler(db, body)
             except _CkError as e:
                 return _err(e.code, e.reason, e.status)
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError) as e:
+                # hostile shapes (a list where an object belongs, a string rank...)
+                return _err("BAD_REQUEST", "malformed request: %s" % type(e).__name__, 400)
 
     def _cloudkit_fault(self, rule):
         act = rule.get("action", "status")
@@ -570,11 +575,12 @@ class CloudKitService:
             "burstFlags": _f(0, "INT64"),
             "vidComplVisibilityState": _f(0, "INT64"),
         }
-        if "live" in x.res:
-            f["vidComplDurValue"] = _f(2768333333, "INT64")
-            f["vidComplDurScale"] = _f(1000000000, "INT64")
-            f["vidComplDispValue"] = _f(1200880290, "INT64")
-            f["vidComplDispScale"] = _f(1000000000, "INT64")
+        # present on every recorded CPLAsset; zero unless there is a live video
+        live = "live" in x.res
+        f["vidComplDurValue"] = _f(2768333333 if live else 0, "INT64")
+        f["vidComplDurScale"] = _f(1000000000 if live else 0, "INT64")
+        f["vidComplDispValue"] = _f(1200880290 if live else 0, "INT64")
+        f["vidComplDispScale"] = _f(1000000000 if live else 0, "INT64")
         if x.deleted:
             f["isDeleted"] = _f(1, "INT64")
             f["isExpunged"] = _f(0, "INT64")

@@ -8,7 +8,8 @@ The nth matching request (1 = the next one) and the following ones, up to
 
 Built-in actions (applied by the core before dispatch): 503, 429, 500, 421,
 450, 401, 403, malformed_json, close (drop the connection without answer),
-status (params: {"status": N, "body": "...", "content_type": "..."}).
+status (params: {"status": N, "body": "...", "content_type": "...",
+"headers": [["X-Apple-I-Rscd", "401"], ...]}).
 
 Other modules add actions with register_action(name, fn) where
 fn(req, fault, dispatch) -> Response; dispatch(req) returns the response the
@@ -177,8 +178,9 @@ class FaultList:
         if a == "status":
             p = fault.params
             body = p.get("body", "")
+            hdrs = [(str(k), str(v)) for k, v in (p.get("headers") or [])]
             return Response(int(p.get("status", 500)),
-                            [("Content-Type", p.get("content_type", "application/json;charset=UTF-8"))] + extra,
+                            [("Content-Type", p.get("content_type", "application/json;charset=UTF-8"))] + hdrs + extra,
                             body.encode() if isinstance(body, str) else b"")
         raise ValueError("unknown action " + a)
 

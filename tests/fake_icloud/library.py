@@ -192,6 +192,7 @@ class Library:
         self.log = array("q")
         self.latest = {}           # packed record key -> last seq (only after mutations)
         self._index_cache = {}
+        self._by_date = {}
         self._version = 0
         self._checksum_override = {}
         self._rel_count = 0
@@ -410,34 +411,37 @@ class Library:
         if hit is not None and hit[0] == self._version:
             return hit[1]
         zidx, kind = key[0], key[1]
-        src = [x for x in self.assets if x.zone == zidx and not x.purged]
-        live = [x for x in src if not x.deleted]
+        # assets of the zone sorted newest first; re-sorted only when assets
+        # are added (flag changes keep the order), so a mutation costs one
+        # O(n) filter per index instead of a sort
+        srt = self._by_date.get(zidx)
+        if srt is None or srt[0] != len(self.assets):
+            lst = [x for x in self.assets if x.zone == zidx]
+            lst.sort(key=lambda x: (-x.asset_date, x.serial))
+            srt = (len(self.assets), lst)
+            self._by_date[zidx] = srt
+        by_date = srt[1]
         if kind == "all":
-            out = [x for x in live if not x.hidden]
-            out.sort(key=lambda x: (-x.asset_date, x.serial))
+            out = [x for x in by_date if not (x.purged or x.deleted or x.hidden)]
         elif kind == "added":
-            out = [x for x in live if not x.hidden]
+            out = [x for x in by_date if not (x.purged or x.deleted or x.hidden)]
             out.sort(key=lambda x: (-x.added_date, x.serial))
         elif kind == "smart":
             pname = SMART_TAGS[key[2]]
-            out = [x for x in live if not x.hidden and x.pred(pname)]
-            out.sort(key=lambda x: (-x.asset_date, x.serial))
+            out = [x for x in by_date if not (x.purged or x.deleted or x.hidden) and x.pred(pname)]
         elif kind == "bursts":
-            out = [x for x in live if not x.hidden and x.burst]
-            out.sort(key=lambda x: (-x.asset_date, x.serial))
+            out = [x for x in by_date if not (x.purged or x.deleted or x.hidden) and x.burst]
         elif kind == "hidden":
-            out = [x for x in live if x.hidden]
-            out.sort(key=lambda x: (-x.asset_date, x.serial))
+            out = [x for x in by_date if not (x.purged or x.deleted) and x.hidden]
         elif kind == "deleted":
-            out = [x for x in src if x.deleted]
+            out = [x for x in by_date if not x.purged and x.deleted]
             out.sort(key=lambda x: (-(x.expunge or 0), x.serial))
         elif kind == "album":
             al = self.album_by_id.get(key[2])
             if al is None or al.type != 0:
                 out = []
             else:
-                out = [x for x in live if not x.hidden and al.idx in x.albums]
-                out.sort(key=lambda x: (-x.asset_date, x.serial))
+                out = [x for x in by_date if not (x.purged or x.deleted or x.hidden) and al.idx in x.albums]
         else:
             raise KeyError(kind)
         self._index_cache[key] = (self._version, out)

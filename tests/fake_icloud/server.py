@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover
     _library = None
 
 CK_RE = re.compile(r"^p\d+-ckdatabasews$")
+MAX_BODY = 64 * 1024 * 1024
 
 
 def route(host: str) -> str:
@@ -239,9 +240,13 @@ class Handler(BaseHTTPRequestHandler):
                         pass
                     break
                 out += self.rfile.read(size)
+                if len(out) > MAX_BODY:
+                    raise ValueError("body too large")
                 self.rfile.readline(65537)
             return bytes(out)
         n = int(self.headers.get("Content-Length") or 0)
+        if n > MAX_BODY:
+            raise ValueError("body too large")
         return self.rfile.read(n) if n > 0 else b""
 
     def _handle_any(self):
@@ -251,6 +256,13 @@ class Handler(BaseHTTPRequestHandler):
             body = self._read_body()
         except (ValueError, OSError):
             self.close_connection = True
+            try:
+                self.send_response_only(413 if "too large" in str(sys.exc_info()[1]) else 400)
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
+            except OSError:
+                pass
             return
         host = (self.headers.get("Host") or "").strip().lower()
         if host.startswith("["):

@@ -167,6 +167,24 @@ class ZonesAndIndexing(unittest.TestCase):
                                                           "zoneID": {"zoneName": "NoSuchZone"}})
         self.assertEqual(b["serverErrorCode"], "ZONE_NOT_FOUND")
 
+    def test_hostile_bodies(self):
+        lib, svc = make(45, 2)
+        for op, raw in (("records/query", b"[]"), ("records/query", b"not json"),
+                        ("records/query", b'{"query": "x"}'),
+                        ("records/query", b'{"query": {"recordType": "%s", "filterBy": [{"fieldName": "startRank", "fieldValue": {"value": "abc"}}]}}' % MAIN.encode()),
+                        ("records/query", b'{"query": {"recordType": "%s", "filterBy": 7}}' % MAIN.encode()),
+                        ("internal/records/query/batch", b'{"batch": [1, 2]}'),
+                        ("changes/zone", b'{"zones": "x"}'),
+                        ("records/modify", b'{"operations": [7]}'),
+                        ("zones/list", b'"x"')):
+            st, b, _ = post(svc, "private", op, None, raw=raw)
+            self.assertIn(st, (200, 400), (op, raw))
+            self.assertEqual(b["serverErrorCode"], "BAD_REQUEST", (op, raw))
+        st, b, _ = post(svc, "private", "no/such/op", {})
+        self.assertEqual(st, 404)
+        st, b, _ = post(svc, "public", "zones/list", {})
+        self.assertEqual(st, 400)
+
     def test_adp_access_denied(self):
         lib, svc = make()
         st, b, _ = post(svc, "private", "zones/list", {}, account=Acct(adp=True))
@@ -589,6 +607,21 @@ class Changes(unittest.TestCase):
         # the same (now stale) change tag again -> conflict
         st, r, _ = post(self.svc, "private", "records/modify", body)
         self.assertEqual(r["records"][0]["serverErrorCode"], "CONFLICT")
+
+
+class Lookup(unittest.TestCase):
+    def test_lookup_refreshes_urls(self):
+        lib, svc = make(45, 12)
+        x = lib.index((0, "all"))[0]
+        lib.now_ms = NOW + 7200 * 1000
+        st, b, _ = post(svc, "private", "records/lookup", {"records": [{"recordName": x.uuid},
+                        {"recordName": lib.master_name(x)}, {"recordName": "nope"}], "zoneID": {"zoneName": "PrimarySync"}})
+        self.assertEqual([r.get("recordType") for r in b["records"]], ["CPLAsset", "CPLMaster", None])
+        self.assertEqual(b["records"][2]["serverErrorCode"], "NOT_FOUND")
+        url = b["records"][1]["fields"]["resOriginalRes"]["value"]["downloadURL"]
+        self.assertIn("&e=%d&" % (NOW // 1000 + 7200 + 3600), url)
+        r, data = get(svc, url)
+        self.assertEqual((r.status, len(data)), (200, x.res["original"].size))
 
 
 class Downloads(unittest.TestCase):

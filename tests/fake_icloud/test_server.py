@@ -48,6 +48,8 @@ ACCOUNTS = [
     {"apple_id": "china@example.cn", "password": PW, "iterations": 1000, "domain": "cn"},
     {"apple_id": "rotate@example.com", "password": PW, "iterations": 1000, "rotate_code_on_push": True},
     {"apple_id": "faults@example.com", "password": PW, "iterations": 1000},
+    {"apple_id": "escrow@example.com", "password": PW, "iterations": 1000, "escrow_on_trust": True,
+     "code_409_success": True},
 ]
 
 
@@ -207,6 +209,24 @@ class TestSignIn(unittest.TestCase):
         _, r2 = c.signin(PW, mangle="m2")
         self.assertEqual(r2.status, 401)
 
+    def test_hostile_input(self):
+        c = SRV.client("dev@example.com")
+        for body in (b"not json", b"[]", b'{"a": 5, "accountName": "dev@example.com"}',
+                     b'{"a": "@@@", "accountName": "dev@example.com"}', b'{"accountName": null}'):
+            r = c.request("POST", "idmsa.apple.localhost", "/appleauth/auth/signin/init", body,
+                          {"Content-Type": "application/json"})
+            self.assertEqual(r.status, 400, body)
+        for body in (b"null", b"{}", b'{"c": 1}', b'{"c": "x", "m1": 3}'):
+            r = c.request("POST", "idmsa.apple.localhost", "/appleauth/auth/signin/complete", body)
+            self.assertEqual(r.status, 400, body)
+        for body in (b"garbage", b"[]", b'{"dsWebAuthToken": 1}'):
+            r = c.request("POST", "setup.icloud.localhost", "/setup/ws/1/accountLogin", body)
+            self.assertEqual(r.status, 400, body)
+        r = c.request("POST", "setup.icloud.localhost", "/setup/ws/1/accountLogin", None,
+                      {"Content-Length": str(10 ** 12)})
+        self.assertEqual(r.status, 413)
+        self.assertEqual(c.validate().status, 421)   # still serving
+
     def test_reused_c_is_refused(self):
         c = SRV.client("dev@example.com")
         r1, r2 = c.signin(PW)
@@ -262,10 +282,6 @@ class TestSignIn(unittest.TestCase):
         r = c.idmsa("GET", "/2sv/trust")
         self.assertEqual(r.status, 401)
         self.assertIsNone(r.header("X-Apple-TwoSV-Trust-Token"))
-        # code as an integer is not accepted (must be a string)
-        r = c.idmsa("POST", "/verify/trusteddevice/securitycode", {"securityCode": {"code": 123456}},
-                    {"Accept": "application/json"})
-        self.assertEqual(r.status, 400)
         r = c.idmsa("POST", "/verify/trusteddevice/securitycode", {"securityCode": {"code": "123456"}},
                     {"Accept": "application/json"})
         self.assertEqual(r.status, 204)
@@ -361,6 +377,11 @@ class TestSignIn(unittest.TestCase):
                     {"phoneNumber": {"id": pid}, "securityCode": {"code": "999999"}, "mode": "sms"})
         self.assertEqual(r.status, 400)
         self.assertEqual(r.header("X-Apple-I-Ercd"), "-21669")
+        if code.startswith("0"):
+            # a client that sends the code as a number loses the leading zero
+            r = c.idmsa("POST", "/verify/phone/securitycode",
+                        {"phoneNumber": {"id": pid}, "securityCode": {"code": int(code)}, "mode": "sms"})
+            self.assertEqual(r.status, 400)
         r = c.idmsa("POST", "/verify/phone/securitycode",
                     {"phoneNumber": {"id": pid}, "securityCode": {"code": code}, "mode": "sms"},
                     {"Accept": "application/json; charset=utf-8"})
@@ -558,6 +579,25 @@ class TestModes(unittest.TestCase):
         self.assertEqual(r.status, 421)
         self.assertEqual(r.json()["error"], "Missing X-APPLE-WEBAUTH-TOKEN cookie")
 
+    def test_escrow_and_409_code_success_modes(self):
+        c = SRV.client("escrow@example.com")
+        _, r = c.signin(PW)
+        self.assertEqual(r.status, 409)
+        self.assertIsNone(r.header("X-Apple-EDP"))
+        r = c.idmsa("POST", "/verify/trusteddevice/securitycode", {"securityCode": {"code": "000000"}})
+        self.assertEqual(r.status, 400)
+        r = c.idmsa("POST", "/verify/trusteddevice/securitycode", {"securityCode": {"code": "123456"}})
+        self.assertEqual(r.status, 409)
+        self.assertTrue(r.json()["securityCode"]["valid"])
+        self.assertTrue(r.header("X-Apple-Session-Token"))
+        self.assertEqual(c.idmsa("GET", "/2sv/trust").status, 204)
+        self.assertTrue(c.account_login().json()["hsaTrustedBrowser"])
+        c2 = SRV.client("escrow@example.com")
+        c2.sd["trust_token"] = c.sd["trust_token"]
+        _, r = c2.signin(PW)
+        self.assertEqual(r.status, 409)
+        self.assertEqual((r.header("X-Apple-EDP"), r.header("X-Apple-PDP")), ("1", "1"))
+
     def test_live_account_update(self):
         c = SRV.client("faults@example.com")
         st, out = SRV.ctl("POST", "/accounts", {"apple_id": "faults@example.com", "locked": True})
@@ -616,6 +656,11 @@ class TestFaults(unittest.TestCase):
                                     "params": {"status": 502, "body": "bad gateway", "content_type": "text/plain"}})
         r = c.validate()
         self.assertEqual((r.status, r.body), (502, b"bad gateway"))
+        SRV.ctl("POST", "/faults", {"service": "setup", "action": "status",
+                                    "params": {"status": 200, "body": "{}", "content_type": "text/html",
+                                               "headers": [["X-Apple-I-Rscd", "401"]]}})
+        r = c.validate()
+        self.assertEqual((r.status, r.header("X-Apple-I-Rscd")), (200, "401"))
         self.assertEqual(c.validate().status, 200)
         st, out = SRV.ctl("POST", "/faults", {"action": "no-such-action"})
         self.assertEqual(st, 400)

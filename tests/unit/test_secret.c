@@ -11,6 +11,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "icpd/buf.h"
@@ -180,6 +182,58 @@ START_TEST(test_created_key_file)
 }
 END_TEST
 
+START_TEST(test_concurrent_create)
+{
+	enum { N = 6 };
+	char *p = path_of("shared-key");
+	uint8_t keys[N][32];
+	int fds[N][2];
+	pid_t pids[N];
+	struct dirent *e;
+	DIR *d;
+	int entries = 0;
+
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(pipe(fds[i]), 0);
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0) {
+			struct secret_key key = { NULL };
+
+			close(fds[i][0]);
+			log_setup(LOG_ERROR, LOG_FORMAT_TEXT, NULL);
+			if (secret_key_load(&key, p, 1) != 0 ||
+				write(fds[i][1], key.bytes, 32) != 32) {
+				_exit(1);
+			}
+			_exit(0);
+		}
+		close(fds[i][1]);
+	}
+	for (int i = 0; i < N; i++) {
+		int status = -1;
+
+		ck_assert_int_eq(read(fds[i][0], keys[i], 32), 32);
+		close(fds[i][0]);
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		ck_assert_msg(memcmp(keys[i], keys[0], 32) == 0, "process %d got another key", i);
+	}
+	/* and no temp file is left behind */
+	d = opendir(tmpdir);
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] != '.') {
+			ck_assert_str_eq(e->d_name, "shared-key");
+			entries++;
+		}
+	}
+	closedir(d);
+	ck_assert_int_eq(entries, 1);
+	free(p);
+}
+END_TEST
+
 START_TEST(test_seal_round_trip_and_tamper)
 {
 	struct secret_key key = { NULL }, other = { NULL };
@@ -295,6 +349,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_key_formats);
 	tcase_add_test(tc, test_missing_key);
 	tcase_add_test(tc, test_created_key_file);
+	tcase_add_test(tc, test_concurrent_create);
 	tcase_add_test(tc, test_seal_round_trip_and_tamper);
 	tcase_add_test(tc, test_secret_memory);
 	tcase_add_test(tc, test_init_no_core_dumps);

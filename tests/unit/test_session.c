@@ -19,6 +19,7 @@
 
 #include "icpd/buf.h"
 #include "icpd/error.h"
+#include "icpd/http.h"
 #include "icpd/log.h"
 #include "icpd/secret.h"
 #include "icpd/session.h"
@@ -607,9 +608,10 @@ START_TEST(test_import_icloudpd)
 
 	/* a hostile .session file is an error and changes nothing */
 	snprintf(path, sizeof(path), "%s/jdoegmailcom.session", pydir);
-	write_text(path, "{\"session_token\": 42}");
+	write_text(path, "{\"scnt\": \"new-scnt\", \"session_token\": 42}");
 	ck_assert_int_eq(session_import_icloudpd(&s, pydir), ICPD_EPROTO);
 	ck_assert_str_eq(s.session_token, secrets[0]);
+	ck_assert_str_eq(s.scnt, secrets[2]);
 	write_text(path, "[1, 2");
 	ck_assert_int_eq(session_import_icloudpd(&s, pydir), ICPD_EPROTO);
 	/* a hostile jar too, and the message does not quote it */
@@ -620,6 +622,55 @@ START_TEST(test_import_icloudpd)
 	ck_assert_ptr_nonnull(strstr(error_message(), "jdoegmailcom"));
 	ck_assert_ptr_null(strstr(error_message(), "SECRETX"));
 	ck_assert_ptr_nonnull(strstr(s.cookies, "aasp\tplaintoken_123"));
+	session_close(&s);
+}
+END_TEST
+
+/* Converted icloudpd cookies go into libcurl's cookie engine and come back
+ * out of it intact (libcurl parses every line we write). */
+START_TEST(test_cookies_through_libcurl)
+{
+	static const char jar[] =
+		"#LWP-Cookies-2.0\n"
+		"Set-Cookie3: X-APPLE-WEBAUTH-HSA-TRUST=\"\\\"trust-cookie\\\"\"; path=\"/\"; "
+		"domain=\".icloud.com\"; path_spec; domain_dot; secure; expires=\"2099-01-12 05:06:31Z\"; "
+		"HttpOnly=None; version=0\n"
+		"Set-Cookie3: X-APPLE-WEBAUTH-USER=\"\\\"v=1:s=0\\\"\"; path=\"/\"; "
+		"domain=\".icloud.com\"; path_spec; domain_dot; secure; expires=\"2098-12-20 10:00:00Z\"; "
+		"HttpOnly=None; version=0\n"
+		"Set-Cookie3: X-APPLE-WEBAUTH-LOGIN=\"\\\"v=1:t=x~~\\\"\"; path=\"/\"; "
+		"domain=\".icloud.com\"; path_spec; domain_dot; secure; discard; HttpOnly=None; version=0\n"
+		"Set-Cookie3: aasp=tok; path=\"/appleauth\"; domain=idmsa.apple.com; path_spec; "
+		"expires=\"2097-06-01 00:00:00Z\"; version=0\n"
+		"Set-Cookie3: old=gone; path=\"/\"; domain=\".icloud.com\"; "
+		"expires=\"2001-06-01 00:00:00Z\"; version=0\n";
+	struct session s;
+	struct http_client *http = NULL;
+	struct buf lines = BUF_INIT;
+	char path[300], pydir[200];
+
+	snprintf(pydir, sizeof(pydir), "%s/py", tmpdir);
+	ck_assert_int_eq(mkdir(pydir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/jdoegmailcom", pydir);
+	write_text(path, jar);
+	ck_assert_int_eq(session_open(&s, dir, "jdoe@gmail.com", NULL, 0), 0);
+	ck_assert_int_eq(session_import_icloudpd(&s, pydir), 0);
+	ck_assert_ptr_null(s.session_token); /* no .session file: cookies only */
+
+	ck_assert_int_eq(http_client_new(&http, NULL), 0);
+	ck_assert_int_eq(session_load_cookies(&s, http), 0);
+	session_set(&s.cookies, NULL);
+	ck_assert_int_eq(session_store_cookies(&s, http), 0);
+	ck_assert_ptr_nonnull(s.cookies);
+	ck_assert_ptr_nonnull(strstr(s.cookies,
+		"#HttpOnly_.icloud.com\tTRUE\t/\tTRUE\t4071877591\tX-APPLE-WEBAUTH-HSA-TRUST\t\"trust-cookie\""));
+	ck_assert_ptr_nonnull(strstr(s.cookies, "\tX-APPLE-WEBAUTH-LOGIN\t\"v=1:t=x~~\""));
+	ck_assert_ptr_nonnull(strstr(s.cookies, "idmsa.apple.com\tFALSE\t/appleauth\tFALSE\t"));
+	ck_assert_ptr_null(strstr(s.cookies, "old\tgone")); /* expired: not handed to libcurl */
+	ck_assert_int_eq(s.trust_expires, 4071877591);
+	ck_assert_int_eq(s.session_expires, 4069908000);
+	http_client_free(http);
+	secret_buf_release(&lines);
 	session_close(&s);
 }
 END_TEST
@@ -663,6 +714,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_parse_lwp_good);
 	tcase_add_test(tc, test_parse_lwp_hostile);
 	tcase_add_test(tc, test_import_icloudpd);
+	tcase_add_test(tc, test_cookies_through_libcurl);
 	tcase_add_test(tc, test_bad_account_and_dir);
 	suite_add_tcase(s, tc);
 	return s;
