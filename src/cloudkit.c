@@ -1101,9 +1101,6 @@ int cloudkit_session_from_json_file(struct session *s, const char *path)
 		*fields[i] = v ? xstrdup(v) : NULL;
 	}
 	json_decref(root);
-	if (s->cookies) {
-		log_add_secret(s->cookies);
-	}
 	return 0;
 }
 
