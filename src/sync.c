@@ -95,7 +95,7 @@ static void planned_add(struct planned_set *set, const char *rel, int64_t size)
 
 	if (set->n >= set->nslots) {
 		size_t nslots = set->nslots ? set->nslots * 2 : 1024;
-		struct planned **slots = xcalloc(nslots, sizeof(*slots));
+		struct planned **slots = xcalloc(nslots, sizeof(struct planned *));
 
 		for (i = 0; i < set->nslots; i++) {
 			for (struct planned *q = set->slots[i], *next; q; q = next) {
