@@ -198,6 +198,9 @@ class Listing(unittest.TestCase):
             "Live": lambda x: "live" in x.res, "Panoramas": lambda x: x.subtype == 1,
             "Slo-mo": lambda x: x.subtype == 100, "Time-lapse": lambda x: x.subtype == 101,
             "Screenshots": lambda x: x.subtype_v2 == 3, "Bursts": lambda x: bool(x.burst),
+            "Portrait": lambda x: bool((x.render_type or 0) & 2),
+            "Long Exposure": lambda x: bool((x.render_type or 0) & 4),
+            "Animated": lambda x: x.item_type == "com.compuserve.gif",
         }
         for name, pred in folders.items():
             with self.subTest(folder=name):
