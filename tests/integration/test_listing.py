@@ -477,6 +477,13 @@ class Incremental(unittest.TestCase):
         got, r = self.changes()
         self.assertEqual(got, [])
 
+        # purge (hard delete after Recently Deleted): both halves come back purged
+        self.fake.mutate({"op": "purge", "asset": delete.uuid})
+        got, r = self.changes()
+        self.assertEqual(sorted((g["change"], g["asset_id"] or g["master_id"]) for g in got),
+                         sorted([("purged", delete.uuid), ("purged", lib.master_name(delete))]))
+        self.assertTrue(all(g.get("purged") for g in got))
+
     def test_garbage_token_falls_back(self):
         with open(self.tokens, "w") as f:
             f.write("zone:private:PrimarySync\tAQAAAAAAgarbagegarbagegarbage==\n")
