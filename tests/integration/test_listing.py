@@ -484,6 +484,20 @@ class Incremental(unittest.TestCase):
                          sorted([("purged", delete.uuid), ("purged", lib.master_name(delete))]))
         self.assertTrue(all(g.get("purged") for g in got))
 
+    def test_many_asset_only_changes(self):
+        """More asset-only changes than one lookup batch (200): looked up as the
+        feed goes, each reported once."""
+        got, r = self.changes()
+        lib = L.Library.from_spec(self.spec)
+        plain = [x for x in lib.assets if lib.zones[x.zone].name == "PrimarySync"
+                 and not x.hidden and not x.deleted and not x.favorite][:450]
+        for x in plain:
+            self.fake.mutate({"op": "favourite", "asset": x.uuid})
+        got, r = self.changes()
+        self.assertEqual(sorted(g["asset_id"] for g in got), sorted(x.uuid for x in plain))
+        self.assertTrue(all(g["change"] == "favorited" and g["favorite"] for g in got))
+        self.assertIn("450 assets (0 records skipped)", r.stderr)
+
     def test_garbage_token_falls_back(self):
         with open(self.tokens, "w") as f:
             f.write("zone:private:PrimarySync\tAQAAAAAAgarbagegarbagegarbage==\n")
