@@ -7,7 +7,7 @@ pkgs="build-essential meson ninja-build pkg-config libcurl4-openssl-dev libssl-d
 libjansson-dev libsqlite3-dev libexif-dev libsodium-dev check openssl ca-certificates
 python3 iproute2 util-linux"
 if [ "$mode" = test ]; then
-	pkgs="$pkgs valgrind libimage-exiftool-perl sqlite3 clang clang-tidy libclang-rt-14-dev"
+	pkgs="$pkgs valgrind libimage-exiftool-perl sqlite3 clang clang-tidy libclang-rt-14-dev locales"
 	# The machine image ships Node.js with its own npm; Debian's npm would
 	# conflict with it, so only ask Debian when there is no npm at all.
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
