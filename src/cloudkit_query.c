@@ -334,6 +334,19 @@ static int lookup_masters(struct cloudkit_query *it)
 		}
 		json_decref(resp);
 	}
+	/* what the lookup could not complete is reported once, not asked again */
+	for (size_t i = 0; err == 0 && i < json_array_size(names); i++) {
+		const char *m = json_string_value(json_object_get(json_array_get(names, i), "recordName"));
+		json_t *as = json_object_get(it->pairs.assets, m);
+
+		if (as) {
+			log_warn("record '%s': changed CPLAsset whose CPLMaster '%s' cannot be looked up; "
+				 "skipped", json_string_value(json_object_get(as, "recordName")), m);
+			json_object_del(it->pairs.assets, m);
+			it->pairs.skipped++;
+			it->page.skipped++;
+		}
+	}
 	json_decref(names);
 	return err;
 }
@@ -379,6 +392,14 @@ static int fetch_changes(struct cloudkit_query *it)
 		json_decref(resp);
 		if (err < 0) {
 			return err;
+		}
+		/* asset-only changes (edits, hides...) wait for their masters; look
+		 * them up in batches so a large feed stays in constant memory */
+		if (!it->eof && json_object_size(it->pairs.assets) >= LOOKUP_BATCH) {
+			err = lookup_masters(it);
+			if (err < 0) {
+				return err;
+			}
 		}
 	}
 	if (it->eof) {

@@ -717,7 +717,9 @@ void cloudkit_pairs_flush(struct cloudkit_pairs *p, const char *zone, struct clo
 
 	(void)zone;
 	json_object_foreach(p->masters, key, v) {
-		log_warn("record '%s': CPLMaster without its CPLAsset; skipped", key);
+		log_msg(p->changes ? LOG_INFO : LOG_WARN,
+			"record '%s': CPLMaster without its CPLAsset%s; skipped", key,
+			p->changes ? " in the changes feed" : "");
 		p->skipped++;
 		page->skipped++;
 	}

@@ -198,6 +198,9 @@ class Listing(unittest.TestCase):
             "Live": lambda x: "live" in x.res, "Panoramas": lambda x: x.subtype == 1,
             "Slo-mo": lambda x: x.subtype == 100, "Time-lapse": lambda x: x.subtype == 101,
             "Screenshots": lambda x: x.subtype_v2 == 3, "Bursts": lambda x: bool(x.burst),
+            "Portrait": lambda x: bool((x.render_type or 0) & 2),
+            "Long Exposure": lambda x: bool((x.render_type or 0) & 4),
+            "Animated": lambda x: x.item_type == "com.compuserve.gif",
         }
         for name, pred in folders.items():
             with self.subTest(folder=name):
@@ -473,6 +476,27 @@ class Incremental(unittest.TestCase):
 
         got, r = self.changes()
         self.assertEqual(got, [])
+
+        # purge (hard delete after Recently Deleted): both halves come back purged
+        self.fake.mutate({"op": "purge", "asset": delete.uuid})
+        got, r = self.changes()
+        self.assertEqual(sorted((g["change"], g["asset_id"] or g["master_id"]) for g in got),
+                         sorted([("purged", delete.uuid), ("purged", lib.master_name(delete))]))
+        self.assertTrue(all(g.get("purged") for g in got))
+
+    def test_many_asset_only_changes(self):
+        """More asset-only changes than one lookup batch (200): looked up as the
+        feed goes, each reported once."""
+        got, r = self.changes()
+        lib = L.Library.from_spec(self.spec)
+        plain = [x for x in lib.assets if lib.zones[x.zone].name == "PrimarySync"
+                 and not x.hidden and not x.deleted and not x.favorite][:450]
+        for x in plain:
+            self.fake.mutate({"op": "favourite", "asset": x.uuid})
+        got, r = self.changes()
+        self.assertEqual(sorted(g["asset_id"] for g in got), sorted(x.uuid for x in plain))
+        self.assertTrue(all(g["change"] == "favorited" and g["favorite"] for g in got))
+        self.assertIn("450 assets (0 records skipped)", r.stderr)
 
     def test_garbage_token_falls_back(self):
         with open(self.tokens, "w") as f:
