@@ -100,9 +100,20 @@ fi
 ok "base image $base present"
 
 # 4. build
+# the team's shared spec directory (SRP test vectors for the unit tests), if present:
+# $ICPD_SHARED_DIR, or beside the checkout (main checkout or a worktree under wt/)
+shared_mount=""
+for d in ${ICPD_SHARED_DIR:-} "$root/../shared" "$root/../../shared"; do
+	if [ -f "$d/spec/srp-vectors.json" ]; then
+		shared_mount="-v $(cd "$d" && pwd):/shared:ro"
+		break
+	fi
+done
+[ -n "$shared_mount" ] || echo "note: no shared spec directory found; the SRP unit test will fail"
 t0=$(now)
+# shellcheck disable=SC2086
 if podman build --pull=never --network=host \
-	-v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro \
+	-v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro $shared_mount \
 	--ignorefile "$here/containerignore" \
 	-f "$here/Containerfile" -t "$image" "$root" >"$cache/build.log" 2>&1; then
 	# the build stage's meson test step: its result, or that the layer came from the cache
