@@ -100,11 +100,28 @@ fi
 ok "base image $base present"
 
 # 4. build
+# the team's shared spec directory (SRP test vectors for the unit tests), if present:
+# $ICPD_SHARED_DIR, or beside the checkout (main checkout or a worktree under wt/)
+shared_mount=""
+for d in ${ICPD_SHARED_DIR:-} "$root/../shared" "$root/../../shared"; do
+	if [ -f "$d/spec/srp-vectors.json" ]; then
+		shared_mount="-v $(cd "$d" && pwd):/shared:ro"
+		break
+	fi
+done
+[ -n "$shared_mount" ] || echo "note: no shared spec directory found; the SRP unit test will fail"
 t0=$(now)
+# Two builds sharing the layer cache: first the build stage alone, tagged, so that its
+# layers (apt install, compile, unit tests) stay referenced and reusable; then the image.
+# shellcheck disable=SC2086
 if podman build --pull=never --network=host \
-	-v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro \
+	-v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro $shared_mount \
+	--ignorefile "$here/containerignore" --target build -t localhost/icpd-build:cache \
+	-f "$here/Containerfile" "$root" >"$cache/build.log" 2>&1 &&
+	podman build --pull=never --network=host \
+	-v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro $shared_mount \
 	--ignorefile "$here/containerignore" \
-	-f "$here/Containerfile" -t "$image" "$root" >"$cache/build.log" 2>&1; then
+	-f "$here/Containerfile" -t "$image" "$root" >>"$cache/build.log" 2>&1; then
 	# the build stage's meson test step: its result, or that the layer came from the cache
 	if units=$(grep -Eo '^(Ok|Fail): +[0-9]+' "$cache/build.log" | tr -s ' ' | tr '\n' ' ') && [ -n "$units" ]; then
 		units="unit tests in the build stage: $units"
@@ -119,6 +136,13 @@ else
 	bad "podman build (log: $cache/build.log)"
 	finish
 fi
+# vfs keeps a full copy of the filesystem per layer: drop the untagged layers of earlier
+# builds (what the tagged images above still use is kept)
+i=0
+while [ $i -lt 10 ] && [ -n "$(podman image prune -f 2>/dev/null)" ]; do
+	i=$((i + 1))
+done
+echo "container storage after pruning: $(du -sh "$cache/containers" | cut -f1)"
 
 # 5. size
 bytes=$(podman image inspect --format '{{.Size}}' "$image")
