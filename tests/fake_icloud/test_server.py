@@ -21,7 +21,8 @@ sys.path.insert(0, HERE)
 import fakeclient as fc  # noqa: E402
 import srp_server  # noqa: E402
 
-VECTORS = os.environ.get("SRP_VECTORS", "/work/shared/spec/srp-vectors.json")
+VECTORS = os.environ.get("SRP_VECTORS", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "srp-vectors.json"))
 if not os.path.exists(VECTORS):
     VECTORS = os.path.join(HERE, "..", "..", "spec", "srp-vectors.json")
 

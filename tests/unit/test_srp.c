@@ -16,11 +16,12 @@
 #include "icpd/srp.h"
 
 /*
- * SHARED_DIR is <source root>/../shared, right for the main checkout; a
- * worktree under wt/ finds the same directory one level further up.
- * ICPD_SHARED_DIR overrides both.  A missing file fails the test.
+ * tests/data/srp-vectors.json is a copy of the team's shared spec file
+ * (shared/spec/srp-vectors.json); the shared original is tried next.
+ * ICPD_SHARED_DIR overrides all.  A missing file fails the test.
  */
 static const char *const vector_paths[] = {
+	SOURCE_ROOT "/tests/data/srp-vectors.json",
 	SHARED_DIR "/spec/srp-vectors.json",
 	SOURCE_ROOT "/../../shared/spec/srp-vectors.json",
 };
@@ -33,7 +34,7 @@ static void load_vectors(void)
 	const char *env = getenv("ICPD_SHARED_DIR");
 	char path[4096];
 
-	if (env) {
+	if (env && *env) {
 		snprintf(path, sizeof(path), "%s/spec/srp-vectors.json", env);
 		vectors = json_load_file(path, 0, &jerr);
 		ck_assert_msg(vectors != NULL, "cannot load %s: %s", path, jerr.text);
