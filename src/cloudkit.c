@@ -1133,6 +1133,7 @@ char *cloudkit_asset_json(const struct asset *a, int change)
 		json_object_set_new(o, "change", json_string(cloudkit_change_name(change)));
 	}
 	if (a->purged) {
+		json_decref(vers);
 		json_object_set_new(o, "purged", json_true());
 		return dump_free(o);
 	}

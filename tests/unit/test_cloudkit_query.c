@@ -122,6 +122,14 @@ START_TEST(test_asset_json)
 	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "keywords"), 0)), "x");
 	json_decref(j);
 	free(s);
+	/* a purged asset: ids only (and nothing leaked: the ASan build checks) */
+	a.purged = true;
+	s = cloudkit_asset_json(&a, CHANGE_PURGED);
+	j = json_loads(s, 0, NULL);
+	ck_assert(json_is_true(json_object_get(j, "purged")));
+	ck_assert_ptr_null(json_object_get(j, "versions"));
+	json_decref(j);
+	free(s);
 }
 END_TEST
 
