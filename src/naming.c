@@ -606,8 +606,10 @@ int naming_folder_format(const struct naming_folder *f, int64_t asset_date_ms, c
 		return 0;
 	}
 	/* floor division, so dates before 1970 round down like Python's */
+	/* (no secs * 1000: it overflows for dates near INT64_MIN, which a
+	 * hostile record can carry) */
 	secs = (time_t)(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
-	usec = (long)(ms - (int64_t)secs * 1000) * 1000;
+	usec = (long)(ms % 1000 < 0 ? ms % 1000 + 1000 : ms % 1000) * 1000;
 	if (!localtime_r(&secs, &tm)) {
 		/* icloudpd falls back to the epoch when the date cannot be converted */
 		secs = 0;
