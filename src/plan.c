@@ -16,6 +16,10 @@
 #include "icpd/util.h"
 #include "icpd/banned.h"
 
+/* 0001-01-01 and 10000-01-01 UTC: the range of Python's datetime. */
+#define MIN_DATE_S (-62135596800LL)
+#define MAX_DATE_S 253402300800LL
+
 /* Room kept for the ".xmp" sidecar name next to a primary file. */
 #define XMP_SUFFIX_LEN 4
 
@@ -103,9 +107,13 @@ int plan_parse_date(const char *s, time_t now, int64_t *out)
 	/* "<N>d": N days before now (icloudpd: a timedelta) */
 	{
 		size_t n = strspn(s, "0123456789");
+		long days = 0;
 
+		for (size_t i = 0; i < n && n <= 9; i++) {
+			days = days * 10 + (s[i] - '0');
+		}
 		if (n > 0 && n <= 9 && (s[n] == 'd' || s[n] == 'D') && s[n + 1] == '\0') {
-			*out = (int64_t)now - (int64_t)strtol(s, NULL, 10) * 86400;
+			*out = (int64_t)now - (int64_t)days * 86400;
 			return 0;
 		}
 	}
@@ -507,6 +515,10 @@ static int decide(const struct plan_ctx *ctx, const struct asset *a, struct plan
 	it->size = v->size;
 	if (a->asset_date != INT64_MIN) {
 		it->mtime = a->asset_date / 1000 - (a->asset_date % 1000 < 0 ? 1 : 0);
+		/* outside Python's years 1..9999 icloudpd uses the epoch */
+		if (it->mtime < MIN_DATE_S || it->mtime >= MAX_DATE_S) {
+			it->mtime = 0;
+		}
 	}
 	if (live) {
 		it->flags |= PLAN_F_LIVE;

@@ -50,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(words);
 	}
 	asset_init(&a);
-	if (cloudkit_plist_location(data, size, &a) != 0) {
-		error_clear(); /* rejecting it is fine; not crashing is the check */
+	if (cloudkit_plist_location(data, size, &a) == 0 && !a.has_location) {
+		abort(); /* success means a location was set */
 	}
 	asset_release(&a);
 	error_clear();

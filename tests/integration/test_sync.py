@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -250,6 +251,15 @@ class SyncTree(unittest.TestCase):
         self.assertEqual(r.returncode, 0, show(r))
         self.assertIn(gone[0], walk(out))
 
+    def test_state_never_under_the_photo_directory(self):
+        inner = os.path.join(self.out, "cookies")
+        args = ["sync", "-u", USER, "-d", self.out, "--cookie-directory", inner,
+                "--password-file", self.env.pw] + self.env.fake.endpoint_args()
+        r = fe.run_icpd(ICPD, args, "", dict(self.env.fake.env()))
+        self.assertEqual(r.returncode, 2, show(r))
+        self.assertIn("inside the photo directory", r.stderr.decode())
+        self.assertFalse(os.path.exists(inner))
+
     def test_dry_run_and_only_print_filenames(self):
         r = self.env.sync(self.out, "--dry-run")
         self.assertEqual(r.returncode, 0, show(r))
@@ -272,6 +282,30 @@ class SyncTree(unittest.TestCase):
             self.assertIn(x[:-4], media)
             with open(os.path.join(self.out, x)) as f:
                 self.assertIn('x:xmptk="icpd ', f.read())
+        # exiftool (what Immich reads sidecars with) sees the date with its offset
+        tags = json.loads(subprocess.run(
+            ["exiftool", "-j", "-G1", os.path.join(self.out, xmps[0])],
+            stdout=subprocess.PIPE, check=True).stdout)[0]
+        self.assertRegex(tags.get("XMP-exif:DateTimeOriginal", ""),
+                         r"^\d{4}:\d\d:\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d$", tags)
+        self.assertTrue(tags.get("XMP-x:XMPToolkit", "").startswith("icpd "), tags)
+        # every JPEG now has DateTimeOriginal = the asset date (UTC here); the
+        # ones the fake made without it were edited (their size changed)
+        exp = self.env.expected()
+        jpegs = [k for k in media if k.lower().endswith((".jpg", ".jpeg"))]
+        self.assertGreater(len(jpegs), 0)
+        edited = 0
+        for k in jpegs:
+            path = os.path.join(self.out, k)
+            dto = subprocess.run(["exiftool", "-s3", "-DateTimeOriginal", path],
+                                 stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+            self.assertTrue(dto, "no DateTimeOriginal in %s" % k)
+            if os.path.getsize(path) != exp[k][0]:
+                edited += 1
+                want = time.strftime("%Y:%m:%d %H:%M:%S", time.gmtime(exp[k][1]))
+                self.assertEqual(dto, want, k)
+            self.assertEqual(int(os.stat(path).st_mtime), exp[k][1], k)
+        self.assertGreater(edited, 0, "no JPEG lacked DateTimeOriginal: the edit was not exercised")
         # a second run rewrites nothing and downloads nothing
         self.env.fake.reset()
         before = walk(self.out)
