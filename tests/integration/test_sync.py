@@ -535,6 +535,37 @@ class SyncFaults(unittest.TestCase):
         self.assertEqual(r.returncode, 0, show(r))
         self.assertEqual(walk(out), exp)
 
+    def test_session_expiry_between_runs(self):
+        """The web session expired (trust still valid): the next sync signs in
+        again with the stored trust token and the password file, no code."""
+        spec = L.generate_spec(12, 3, hostile="none", albums=False)
+        env = Env(spec)
+        self.addCleanup(env.stop)
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out)
+        self.assertEqual(r.returncode, 0, show(r))
+        env.fake.ctl("POST", "/expire_sessions", {"apple_id": USER})
+        env.fake.ctl("POST", "/mutate", {"apple_id": USER, "op": "add"})
+        r = env.sync(out, "--report-json", os.path.join(env.tmp, "rep.json"))
+        self.assertEqual(r.returncode, 0, show(r))
+        with open(os.path.join(env.tmp, "rep.json")) as f:
+            self.assertGreaterEqual(json.load(f)["downloaded"], 1)
+        self.assertEqual(tmp_entries(out), [])
+
+    def test_session_expiry_mid_listing(self):
+        """A 421 on the second listing page: icpd validates the session again
+        and the run ends with the exact tree."""
+        spec = L.generate_spec(130, 4, hostile="none", albums=False)
+        env = Env(spec)
+        self.addCleanup(env.stop)
+        env.fake.ctl("POST", "/faults", {"action": "421", "path_regex": "/records/query",
+                                         "nth": 2, "count": 1})
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out, "--listing-parallelism", "1")
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertIn("validating it again", r.stderr.decode())
+        self.assertEqual(walk(out), env.expected())
+
     def test_persistent_failure_exit_4(self):
         spec = L.generate_spec(12, 3, hostile="none", albums=False)
         lib = L.Library.from_spec(json.loads(json.dumps(spec)))
