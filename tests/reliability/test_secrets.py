@@ -150,6 +150,51 @@ class Secrets(unittest.TestCase):
         self.scan("live sync output", o + e, {R.PW.encode()})
 
 
+    def test_not_dumpable(self):
+        """A live sync is not dumpable (PR_SET_DUMPABLE 0): proc(5) says the
+        files of /proc/PID then belong to root, so run icpd as nobody and
+        look at the owner of /proc/PID/status."""
+        import pwd
+        import shutil
+        if os.geteuid() != 0 or not shutil.which("setpriv"):
+            self.skipTest("needs root and setpriv")
+        nobody = pwd.getpwnam("nobody")
+        src = self.env
+        env = R.Env(8, 42)
+        self.addCleanup(env.stop)
+        out = os.path.join(env.tmp, "out")
+        # let nobody read what icpd needs: its own copy of the signed-in
+        # cookie directory, the password file, the fake's CA (public)
+        for d, dirs, files in os.walk(env.tmp):
+            for n in dirs + files:
+                os.chown(os.path.join(d, n), nobody.pw_uid, nobody.pw_gid)
+        os.chown(env.tmp, nobody.pw_uid, nobody.pw_gid)
+        for p in (env.fake.dir, os.path.dirname(env.fake.ca)):
+            os.chmod(p, 0o755)
+        os.chmod(env.fake.ca, 0o644)
+        total = sum(v[0] for v in env.expected().values())
+        env.fault({"target": "download", "action": "drip", "rate": max(total // 8, 1),
+                   "times": 0})
+        p = subprocess.Popen(["setpriv", "--reuid=%d" % nobody.pw_uid,
+                              "--regid=%d" % nobody.pw_gid, "--clear-groups", R.ICPD]
+                             + env.args("sync", "-d", out, "--no-progress-bar", "--threads", "1"),
+                             env=env.environ({"HOME": env.tmp}), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            time.sleep(2.0)
+            alive = p.poll() is None
+            st = os.stat("/proc/%d/status" % p.pid) if alive else None
+            with open("/proc/%d/status" % p.pid) as f:
+                uid_line = [x for x in f.read().splitlines() if x.startswith("Uid:")][0]
+        finally:
+            p.kill()
+            o, e = p.communicate()
+        self.assertTrue(alive, "the sync ended too soon: %s" % e.decode()[-2000:])
+        self.assertEqual(uid_line.split()[1], str(nobody.pw_uid), uid_line)  # it runs as nobody
+        self.assertEqual(st.st_uid, 0, "/proc/PID of a live icpd belongs to its user: dumpable")
+        del src
+
+
 if __name__ == "__main__":
     R.set_icpd(sys.argv.pop(1))
     unittest.main(verbosity=2)
