@@ -274,6 +274,9 @@ static void end_job(struct downloader *d, struct dl *x, int err, const char *why
 		fsutil_part_abort(&x->part, x->verdict == V_RESTART || x->verdict == V_FAIL ||
 						    x->verdict == V_STORAGE || err == ICPD_ESTORAGE ||
 						    x->part.size == 0);
+		/* a kept part stays on disk for the next run; its name goes with x */
+		free(x->part.path);
+		x->part.path = NULL;
 		d->stats.failed++;
 		log_warn("cannot download '%s': %s", job->path, job->error);
 	} else {

@@ -12,6 +12,7 @@
 #include "icpd/error.h"
 #include "icpd/http.h"
 #include "icpd/log.h"
+#include "icpd/util.h"
 #include "icpd/version.h"
 #include "icpd/banned.h"
 
@@ -35,6 +36,29 @@ static int usage_error(const char *cmd)
 	return EXIT_USAGE;
 }
 
+/*
+ * Remove ICPD_PASSWORD from the environment, and first overwrite its value
+ * where it lies: unsetenv() alone only unlinks the entry, while the bytes
+ * stay in the process's initial environment block, which
+ * /proc/PID/environ shows to anyone who may read it (and a core dump holds).
+ */
+static void env_password_scrub(void)
+{
+	static const char name[] = "ICPD_PASSWORD=";
+	char *found[8];
+	size_t n = 0;
+
+	for (char **e = environ; e && *e && n < ARRAY_SIZE(found); e++) {
+		if (strncmp(*e, name, sizeof(name) - 1) == 0) {
+			found[n++] = *e;
+		}
+	}
+	unsetenv("ICPD_PASSWORD");
+	for (size_t i = 0; i < n; i++) {
+		explicit_bzero(found[i], strlen(found[i]));
+	}
+}
+
 static int run_command(const struct command *cmd, int argc, char **argv)
 {
 	struct config cfg;
@@ -52,7 +76,7 @@ static int run_command(const struct command *cmd, int argc, char **argv)
 	config_init(&cfg);
 	err = config_resolve(&cfg, cmd->options, argc, argv, environ);
 	/* ICPD_PASSWORD leaves the environment as soon as it was read. */
-	unsetenv("ICPD_PASSWORD");
+	env_password_scrub();
 	if (err) {
 		config_release(&cfg);
 		return usage_error(cmd->name);

@@ -9,10 +9,12 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,6 +142,7 @@ struct sync {
 	struct sync_report *rep;
 	char *dir;
 	char *tmpdir;
+	int tree_lock;             /* fd of the temp folder, flock()ed; -1 when none */
 	struct downloader *dl;
 	struct state_run run;
 	struct sync_job *pending;
@@ -626,6 +629,54 @@ static void summary(struct sync *s)
 	}
 }
 
+/*
+ * One icpd at a time per tree: two runs with different cookie directories
+ * (so different session locks) would otherwise share the temp names of the
+ * hidden temp folder and write into each other's files.  flock() on the
+ * temp folder itself (no lock file to leave behind); wait up to
+ * TREE_LOCK_WAIT seconds, then give up with a clear message.  A filesystem
+ * without flock on directories (some network mounts) runs unlocked, with a
+ * debug line.
+ */
+#define TREE_LOCK_WAIT 30
+
+static int tree_lock(struct sync *s)
+{
+	int fd = open(s->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		error_set(ICPD_ESTORAGE, "cannot open '%s': %s", s->tmpdir, strerror(errno));
+		return ICPD_ESTORAGE;
+	}
+	for (int waited = 0;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			s->tree_lock = fd;
+			return 0;
+		}
+		if (errno == EINTR) {
+			continue;
+		}
+		if (errno != EWOULDBLOCK) {
+			log_debug("cannot lock '%s' (%s); going on without the tree lock", s->tmpdir,
+				strerror(errno));
+			close(fd);
+			return 0;
+		}
+		if (waited == 0) {
+			log_info("another icpd is syncing into '%s'; waiting up to %d s", s->dir,
+				TREE_LOCK_WAIT);
+		}
+		if (waited >= TREE_LOCK_WAIT) {
+			close(fd);
+			error_set(ICPD_ESTORAGE, "another icpd is syncing into '%s'", s->dir);
+			error_hint("wait for it to finish; one icpd at a time per directory");
+			return ICPD_ESTORAGE;
+		}
+		sleep(1);
+		waited++;
+	}
+}
+
 int sync_run(const struct config *cfg, struct state *st, const struct sync_source *src,
 	const struct sync_options *opts, struct sync_report *rep)
 {
@@ -639,6 +690,7 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 
 	memset(&pctx, 0, sizeof(pctx));
 	sync_report_release(rep);
+	s.tree_lock = -1;
 	s.cfg = cfg;
 	s.st = st;
 	s.src = src;
@@ -663,6 +715,9 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 		rc = fsutil_mkdirs(s.dir, (mode_t)cfg->dir_mode);
 		if (rc == 0) {
 			rc = fsutil_tmpdir(s.dir, &s.tmpdir);
+		}
+		if (rc == 0) {
+			rc = tree_lock(&s);
 		}
 		if (rc) {
 			goto done;
@@ -787,6 +842,9 @@ done:
 		}
 	}
 	planned_clear(&s.planned);
+	if (s.tree_lock >= 0) {
+		close(s.tree_lock); /* drops the flock */
+	}
 	free(s.tmpdir);
 	free(s.dir);
 	return rc;
