@@ -21,7 +21,7 @@
 
 #define KEY_MAX 4096
 #define CONNECT_SECONDS 10
-#define IDLE_SECONDS 60
+#define IDLE_SECONDS 30
 
 static int timeout_seconds;
 

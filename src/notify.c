@@ -29,7 +29,7 @@ extern char **environ;
 #define COMMAND_SECONDS 30
 #define KILL_GRACE_MS 2000
 #define URL_CONNECT_SECONDS 10
-#define URL_IDLE_SECONDS 20
+#define URL_IDLE_SECONDS 10
 #define URL_MAX_RESPONSE (64u * 1024)
 
 static int command_seconds = COMMAND_SECONDS;
@@ -384,7 +384,6 @@ static int post_url(const struct config *cfg, const struct event_text *t)
 	struct http_response resp;
 	struct http_request req = { .method = "POST", .url = cfg->notify_url, .headers = headers,
 		.max_response = URL_MAX_RESPONSE };
-	char *shown = display_url(cfg->notify_url);
 	int err;
 
 	http_response_init(&resp);
@@ -404,13 +403,12 @@ static int post_url(const struct config *cfg, const struct event_text *t)
 		goto done;
 	}
 	if (resp.status < 200 || resp.status > 299) {
-		err = error_set(ICPD_EPROTO, "'%s' answered HTTP %ld", shown, resp.status);
+		err = error_set(ICPD_EPROTO, "the receiver answered HTTP %ld", resp.status);
 	}
 done:
 	http_response_release(&resp);
 	http_client_free(c);
 	buf_release(&body);
-	free(shown);
 	return err;
 }
 

@@ -27,7 +27,7 @@ bool immich_configured(const struct config *cfg);
  */
 int immich_scan(const struct config *cfg);
 
-/* Tests only: connect and idle timeout in seconds (0 = 10 and 60). */
+/* Tests only: connect and idle timeout in seconds (0 = 10 and 30). */
 void immich_set_timeout(int seconds);
 
 #endif

@@ -84,7 +84,7 @@ void notify_sync_result(const struct config *cfg, int rc, const struct notify_fi
 bool notify_check_trust(const struct config *cfg, time_t trust_expires, time_t now);
 
 /* Tests only: shorten the limits (seconds; 0 = the defaults, 30 s for the
- * command, 10 s to connect and 20 s without a byte for the URL). */
+ * command, 10 s to connect and 10 s without a byte for the URL). */
 void notify_set_timeouts(int command_seconds, int url_seconds);
 
 #endif
