@@ -245,8 +245,11 @@ static int run_command(const struct config *cfg, const struct event_text *t)
 	if (pid == 0) {
 		/* the child: only async-signal-safe calls from here on */
 		int null = open("/dev/null", O_RDONLY);
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
 
 		setpgid(0, 0);
+		/* icpd ignores SIGPIPE; a hook's pipelines expect the default */
+		sigaction(SIGPIPE, &dfl, NULL);
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);
 		}

@@ -4,6 +4,7 @@
  * failed notification is only a warning that leaves the run's error alone.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,26 @@ START_TEST(test_command_is_stopped_after_the_limit)
 		free(stat);
 	}
 	free(pidtext);
+}
+END_TEST
+
+START_TEST(test_command_gets_default_sigpipe)
+{
+	char *text, *line;
+	unsigned long long ign;
+
+	/* like main.c: icpd itself ignores SIGPIPE */
+	signal(SIGPIPE, SIG_IGN);
+	cfg.notify_command = xasprintf("grep SigIgn /proc/$$/status > '%s'", outfile);
+	ck_assert_int_eq(notify_event(&cfg, NOTIFY_SYNC_COMPLETE, NULL), 0);
+	signal(SIGPIPE, SIG_DFL);
+	text = slurp(outfile);
+	ck_assert_ptr_nonnull(text);
+	line = strstr(text, "SigIgn:");
+	ck_assert_ptr_nonnull(line);
+	ign = strtoull(line + 7, NULL, 16);
+	ck_assert_msg(!(ign & (1ULL << (SIGPIPE - 1))), "%s", text);
+	free(text);
 }
 END_TEST
 
@@ -362,6 +383,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_command_env_has_figures_not_secrets);
 	tcase_add_test(tc, test_command_failure_is_a_warning_and_keeps_the_error);
 	tcase_add_test(tc, test_command_is_stopped_after_the_limit);
+	tcase_add_test(tc, test_command_gets_default_sigpipe);
 	tcase_add_test(tc, test_no_channel_does_nothing);
 	tcase_add_test(tc, test_url_posts_json);
 	tcase_add_test(tc, test_url_unknown_trust_is_null);
