@@ -291,6 +291,11 @@ static size_t utf8_cut(const char *s, size_t n, size_t max)
 
 char *naming_safe_name(const char *name, size_t max)
 {
+	return naming_safe_name_keep(name, max, 0);
+}
+
+char *naming_safe_name_keep(const char *name, size_t max, size_t keep_tail)
+{
 	size_t n = strlen(name);
 	struct buf b = BUF_INIT;
 	const unsigned char *p = (const unsigned char *)name;
@@ -332,12 +337,15 @@ char *naming_safe_name(const char *name, size_t max)
 		if (extlen > max / 2) {
 			off = len;
 			extlen = 0;
+			keep_tail = 0;
 		}
-		keep = utf8_cut(out, off, max - extlen);
-		memmove(out + keep, out + off, extlen + 1);
-		if (keep == 0) {
-			out[0] = '_';
+		/* keep the suffix we appended ("-thumb", "_HEVC-medium") whole */
+		if (keep_tail > off || keep_tail > (max - extlen) / 2) {
+			keep_tail = 0;
 		}
+		keep = utf8_cut(out, off - keep_tail, max - extlen - keep_tail);
+		/* never empty: max >= 8 leaves room for at least one character */
+		memmove(out + keep, out + off - keep_tail, keep_tail + extlen + 1);
 	}
 	return out;
 }
@@ -597,11 +605,22 @@ int naming_folder_format(const struct naming_folder *f, int64_t asset_date_ms, c
 		*out = xstrdup("");
 		return 0;
 	}
-	/* floor division, so dates before 1970 round down like Python's */
-	secs = (time_t)(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
-	usec = (long)(ms - (int64_t)secs * 1000) * 1000;
-	if (!localtime_r(&secs, &tm)) {
-		/* icloudpd falls back to the epoch when the date cannot be converted */
+	/* floor division, so dates before 1970 round down like Python's (and no
+	 * multiplication that could overflow near INT64_MIN) */
+	{
+		int64_t q = ms / 1000;
+		int64_t rem = ms % 1000;
+
+		if (rem < 0) {
+			q--;
+			rem += 1000;
+		}
+		secs = (time_t)q;
+		usec = (long)rem * 1000;
+	}
+	if (!localtime_r(&secs, &tm) || tm.tm_year < 1 - 1900 || tm.tm_year > 9999 - 1900) {
+		/* icloudpd (Python datetime: years 1 to 9999) falls back to the
+		 * epoch when the date cannot be converted */
 		secs = 0;
 		usec = 0;
 		if (!localtime_r(&secs, &tm)) {
