@@ -17,7 +17,9 @@
 #include "icpd/error.h"
 #include "icpd/fsutil.h"
 #include "icpd/http.h"
+#include "icpd/immich.h"
 #include "icpd/log.h"
+#include "icpd/notify.h"
 #include "icpd/secret.h"
 #include "icpd/session.h"
 #include "icpd/state.h"
@@ -242,6 +244,25 @@ static int check_state_location(const struct config *cfg, const char *dbpath)
 	return 0;
 }
 
+/*
+ * ops: after the run, the Immich scan (only when files were added or
+ * removed) and the notification.  Both only warn; rc stays what it is.
+ */
+static void ops_after_sync(const struct config *cfg, int rc, const struct sync_report *rep,
+	time_t trust_expires)
+{
+	struct notify_figures nf = { .listed = rep->listed, .downloaded = rep->downloaded,
+		.failed = rep->failed, .bytes = rep->bytes, .trust_expires = trust_expires };
+
+	if (cfg->dry_run || cfg->only_print_filenames) {
+		return;
+	}
+	if ((rc == 0 || rc == ICPD_EPARTIAL) && (rep->downloaded > 0 || rep->deleted > 0)) {
+		immich_scan(cfg);
+	}
+	notify_sync_result(cfg, rc, &nf);
+}
+
 int cmd_sync(struct config *cfg)
 {
 	struct session s;
@@ -308,6 +329,7 @@ int cmd_sync(struct config *cfg)
 	if (rc) {
 		goto done;
 	}
+	notify_check_trust(cfg, s.trust_expires, 0); /* ops: auth_expiring */
 	rc = state_open(&st, dbpath);
 	if (rc) {
 		goto done;
@@ -392,6 +414,7 @@ done:
 			rc = rc2;
 		}
 	}
+	ops_after_sync(cfg, rc, &rep, opened ? s.trust_expires : 0);
 	sync_report_release(&rep);
 	cloudkit_query_free(l.it);
 	cloudkit_free(l.ck);
