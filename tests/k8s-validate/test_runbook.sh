@@ -1,5 +1,7 @@
 #!/bin/sh
-# Walk through container/RUNBOOK.md as a new user would: every ```sh block, in order, in one
+# Walk through README.md's section "From zero to Immich" (from the line
+# "## From zero to Immich" to the end of the file) as a new user would: every ```sh block,
+# in order, in one
 # bash session, with HOME in a scratch directory, ~/icpd a copy of this repository's k8s/,
 # and `kubectl` replaced by kubectl_sim.py (offline; see that file for what it checks).
 # The simulated cluster starts with what the runbook assumes exists: namespace "immich"
@@ -10,7 +12,9 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-runbook=${1:-$root/container/RUNBOOK.md}
+# usage: test_runbook.sh [FILE]   (default README.md; a FILE with a "## From zero to Immich"
+# line is read from there to its end, any other FILE whole)
+runbook=${1:-$root/README.md}
 PY=/usr/bin/python3
 
 real=$(command -v kubectl || true)
@@ -48,15 +52,23 @@ EOF
 "$PY" - "$runbook" >"$work/runbook.sh" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
+m = re.search(r"^## From zero to Immich\n", text, re.M)
+if m:
+    offset = text.count("\n", 0, m.start())       # report line numbers of the whole file
+    text = text[m.start():]
+elif sys.argv[1].endswith("README.md"):
+    sys.exit("no line '## From zero to Immich' in " + sys.argv[1])
+else:
+    offset = 0
 out = ["set -eE -o pipefail",
        "__blk=0; __line=0",
-       "trap 'echo \"FAIL  block $__blk (RUNBOOK.md line $__line): $BASH_COMMAND\"; exit 1' ERR"]
+       "trap 'echo \"FAIL  block $__blk (line $__line): $BASH_COMMAND\"; exit 1' ERR"]
 n = 0
 for m in re.finditer(r"^```sh\n(.*?)^```\n", text, re.S | re.M):
     n += 1
-    line = text.count("\n", 0, m.start()) + 1
+    line = offset + text.count("\n", 0, m.start()) + 1
     first = next(l for l in m.group(1).splitlines() if l.strip()).strip()
-    out.append("__blk=%d; __line=%d; echo '--- block %d (RUNBOOK.md line %d)'" % (n, line, n, line))
+    out.append("__blk=%d; __line=%d; echo '--- block %d (line %d)'" % (n, line, n, line))
     out.append(m.group(1).rstrip("\n"))
     out.append("echo %s" % ("'ok    block %d (line %d): %s'" % (n, line, first.replace("'", "")[:90])))
 out.append("echo 'BLOCKS %d'" % n)

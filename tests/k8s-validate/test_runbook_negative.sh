@@ -1,12 +1,13 @@
 #!/bin/sh
-# Negative test of the runbook walk-through (test_runbook.sh): a copy of
-# container/RUNBOOK.md with one planted mistake must make the walk-through fail with the
+# Negative test of the runbook walk-through (test_runbook.sh): a copy of README.md with
+# one planted mistake in its section "From zero to Immich" must make the walk-through fail with the
 # expected message. Prints one line per case and "N passed, M failed"; exits non-zero on failure.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/runbook-negative.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
+readme=$root/README.md
 
 passed=0
 failed=0
@@ -17,10 +18,13 @@ bad() { failed=$((failed + 1)); echo "FAIL  $1"; }
 # rcase NAME SED-EXPR EXPECTED-REGEX
 rcase() {
 	name=$1 expr=$2 expect=$3
-	rb="$work/RUNBOOK-$name.md"
-	sed "$expr" "$root/container/RUNBOOK.md" >"$rb"
-	if cmp -s "$root/container/RUNBOOK.md" "$rb"; then
-		bad "runbook $name: the sed expression did not change RUNBOOK.md (test is broken)"
+	rb="$work/README-$name.md"
+	# the mistake goes into the section only (from its heading to the end of the file)
+	sed "/^## From zero to Immich\$/,\${
+$expr
+}" "$readme" >"$rb"
+	if cmp -s "$readme" "$rb"; then
+		bad "runbook $name: the sed expression did not change the README section (test is broken)"
 		return
 	fi
 	rc=0
