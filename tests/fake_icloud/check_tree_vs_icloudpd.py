@@ -3,6 +3,7 @@
 expected_tree.expected_icloudpd_tree() for several option sets.
 
     check_tree_vs_icloudpd.py [--binary PATH] [--assets 60] [--seed 1] [--quick]
+                              [--icpd ICPD] [--manifest-dir DIR]
 
 Needs root (a private mount + network namespace via unshare, server on
 port 443, /etc/hosts bind-mounted inside the namespace only) and the npm
@@ -10,10 +11,33 @@ icloudpd binary.  Prints PASS/FAIL per option set and "N passed, M failed";
 exits 77 (skipped) when root, unshare or the binary is missing.
 The account has no second factor (hsaVersion 0), so icloudpd signs in by
 itself (tooling.md §4d).
+
+What is compared with the model, per option set: the set of relative paths
+always; (size, mtime) of every file exactly, except
+  --set-exif-datetime: JPEG files (.jpg/.jpeg) by path and mtime only (the
+      model cannot predict the size of a JPEG icloudpd rewrote with piexif),
+      and every JPEG must carry an EXIF DateTimeOriginal afterwards;
+  --xmp-sidecar: the .xmp paths are "<file>.xmp" for every file of the tree
+      except live-photo videos (cloudkit-photos.md §8.1); each must parse as
+      XML with x:xmptk starting "icloudpd"; size/mtime of .xmp unpredicted.
+Every tree's manifest {relpath: {size, sha256, mtime}} is written to
+--manifest-dir as NN-<option set>.icloudpd.json.
+
+With --icpd ICPD the same option set also runs `icpd sync` (after one
+`icpd auth` with the password only) against the same fake and library in
+its own directory; its manifest (NN-...icpd.json) must equal icloudpd's:
+same relative paths, same SHA-256, same mtimes; under --set-exif-datetime
+JPEGs by path + mtime + EXIF DateTimeOriginal (exiftool) instead of bytes;
+.xmp sidecars by their XML content with x:xmptk left out.  Deliberate
+differences (names with control characters -> "_", names over 255 bytes
+icloudpd leaves as a .part) are printed as "expected difference" lines,
+never skipped silently.  Each icpd comparison is its own PASS/FAIL line.
 """
 import argparse
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,7 +70,11 @@ CASES = [
     (["--keep-unicode-in-filenames"], {"keep_unicode": True}),
     (["--library", "@SHARED"], {"library": "@SHARED"}),     # the owner's SharedSync zone
     ([], {"tz": "Pacific/Honolulu"}),                        # folders follow the host TZ (§6.6)
+    (["--set-exif-datetime"], {"exif": True}),               # model: JPEGs by path + mtime
+    (["--xmp-sidecar"], {"xmp": True}),                      # model: .xmp by path
 ]
+JPEG_EXT = (".jpg", ".jpeg")
+CTL = re.compile("[\x00-\x1f\x7f]")
 
 
 def walk(root):
@@ -57,6 +85,265 @@ def walk(root):
             st = os.stat(p)
             got[os.path.relpath(p, root)] = (st.st_size, int(st.st_mtime))
     return got
+
+
+def manifest(root):
+    """{relpath: {"size", "sha256", "mtime"}} of every file under root."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            st = os.stat(p)
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            out[os.path.relpath(p, root)] = {"size": st.st_size, "sha256": h.hexdigest(),
+                                             "mtime": int(st.st_mtime)}
+    return out
+
+
+def save_manifest(mdir, idx, args, opts, who, man):
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", " ".join(args) or "defaults").strip("-")
+    if opts.get("tz", "UTC") != "UTC":
+        slug += "-TZ-" + re.sub(r"[^A-Za-z0-9]+", "-", opts["tz"])
+    path = os.path.join(mdir, "%02d-%s.%s.json" % (idx, slug, who))
+    with open(path, "w") as f:
+        json.dump({"args": args, "tz": opts.get("tz", "UTC"), "files": man}, f, indent=1,
+                  sort_keys=True, ensure_ascii=True)
+    return path
+
+
+def exif_dates(root, rels):
+    """{relpath: EXIF DateTimeOriginal or None} via one exiftool call."""
+    rels = sorted(rels)
+    if not rels:
+        return {}
+    r = subprocess.run(["exiftool", "-json", "-charset", "filename=utf8", "-DateTimeOriginal"]
+                       + [os.path.join(root, x) for x in rels], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, timeout=300)
+    got = {}
+    for rec in json.loads(r.stdout.decode("utf-8", "replace") or "[]"):
+        got[os.path.relpath(rec["SourceFile"], root)] = rec.get("DateTimeOriginal")
+    return {x: got.get(x) for x in rels}
+
+
+XMPTK = "{adobe:ns:meta/}xmptk"
+
+
+def xmp_fields(path):
+    """(xmptk, sorted (element path, attributes, text) of the sidecar) or raises."""
+    import xml.etree.ElementTree as ET
+    root = ET.parse(path).getroot()
+    tk = root.get(XMPTK) or root.get("xmptk") or ""
+    out = []
+
+    def rec(e, where):
+        here = where + "/" + e.tag
+        attrs = tuple(sorted((k, v) for k, v in e.attrib.items() if k not in (XMPTK, "xmptk")))
+        out.append((here, attrs, (e.text or "").strip()))
+        for c in e:
+            rec(c, here)
+    rec(root, "")
+    return tk, sorted(out)
+
+
+def xmp_leaves(path):
+    """The sidecar's values: (path below rdf:Description, attributes, text) of its leaves."""
+    _, fields = xmp_fields(path)
+    out = set()
+    for where, attrs, text in fields:
+        parts = where.split("/")
+        desc = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description"
+        if desc in parts and parts[-1] != desc:
+            out.add(("/".join(parts[parts.index(desc) + 1:]), attrs, text))
+    return out
+
+
+DEDUP = re.compile(r"^(.*)-(\d+)(\.[^./]+)$")
+
+
+def exif_dedup_quirk(k, tree, root):
+    """icloudpd quirk (cloudkit-photos.md §6.7 "practical consequences"): under
+    --set-exif-datetime the first of two same-named, same-size JPEGs is rewritten,
+    so the second no longer matches its size and lands as <stem>-<S>.<ext>.
+    True only for exactly that shape: k = <stem>-<S>.jpg of S bytes, <stem>.jpg
+    present with another size and an EXIF DateTimeOriginal."""
+    m = DEDUP.match(k)
+    if not m or not k.lower().endswith(JPEG_EXT):
+        return False
+    base = m.group(1) + m.group(3)
+    size = int(m.group(2))
+    if base not in tree or tree[k]["size"] != size or tree[base]["size"] == size:
+        return False
+    return bool(exif_dates(root, [base])[base])
+
+
+def model_diffs(lib, opts, out, man):
+    """Compare icloudpd's tree with the model; returns (expected file count, diffs)."""
+    import expected_tree
+    mopts = {k: v for k, v in opts.items() if k not in ("exif", "xmp")}
+    exp = expected_tree.expected_icloudpd_tree(lib, mopts)
+    got = {k: (v["size"], v["mtime"]) for k, v in man.items()}
+    diffs = []
+    if opts.get("xmp"):
+        # §8.1: a sidecar beside every file except live-photo videos
+        nolive = expected_tree.expected_icloudpd_tree(lib, dict(mopts, skip_live_photos=True))
+        for k in nolive:
+            exp[k + ".xmp"] = "xmp"
+    jpegs = []
+    notes = []
+    for k in sorted(set(exp) | set(got)):
+        e, g = exp.get(k), got.get(k)
+        if e is None and opts.get("exif") and exif_dedup_quirk(k, man, out):
+            notes.append("icloudpd EXIF dedup quirk (§6.7): %r (%d bytes) beside the rewritten %r"
+                         % (k, man[k]["size"], DEDUP.sub(r"\1\3", k)))
+            continue
+        if e == "xmp":
+            if g is None:
+                diffs.append("%r expected (sidecar) got None" % k)
+                continue
+            try:
+                tk, _ = xmp_fields(os.path.join(out, k))
+            except Exception as ex:  # noqa: BLE001 - any parse failure is a finding
+                diffs.append("%r sidecar does not parse: %s" % (k, ex))
+                continue
+            if not tk.startswith("icloudpd"):
+                diffs.append("%r sidecar xmptk %r" % (k, tk))
+            continue
+        if e is not None and g is not None and e[1] is None:
+            e = (e[0], g[1])          # .part leftovers: mtime is the download time
+        if opts.get("exif") and e is not None and g is not None and k.lower().endswith(JPEG_EXT):
+            jpegs.append(k)
+            e, g = e[1], g[1]         # EXIF-rewritten JPEG: path + mtime only
+        if e != g:
+            diffs.append("%r expected %s got %s" % (k, e, g))
+    if opts.get("exif"):
+        for k, d in exif_dates(out, jpegs).items():
+            if not d:
+                diffs.append("%r has no EXIF DateTimeOriginal after --set-exif-datetime" % k)
+    return len(exp), diffs, notes
+
+
+def icpd_common(a, w, st, cookies):
+    return ["--username", "tree@example.com", "--cookie-directory", cookies,
+            "--password-file", os.path.join(w, "password"), "--ca-file", os.path.join(st, "ca.pem")]
+
+
+def icpd_auth(a, w, st):
+    with open(os.path.join(w, "password"), "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(PW + "\n")
+    cookies = os.path.join(w, "icpd-cookies-auth")
+    shutil.rmtree(cookies, ignore_errors=True)
+    with open(os.path.join(w, "icpd-auth.log"), "w") as logf:
+        rc = subprocess.run([a.icpd, "auth"] + icpd_common(a, w, st, cookies), stdin=subprocess.DEVNULL,
+                            stdout=logf, stderr=subprocess.STDOUT, timeout=120).returncode
+    return rc, cookies
+
+
+def run_icpd(a, w, st, auth_cookies, out, args, tz, tag):
+    """icpd sync with icloudpd's flags into out, from a fresh copy of the signed-in cookie dir."""
+    cookies = os.path.join(w, "icpd-cookies")
+    shutil.rmtree(cookies, ignore_errors=True)
+    shutil.copytree(auth_cookies, cookies, symlinks=True)
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(os.environ, TZ=tz)
+    env.pop("REQUESTS_CA_BUNDLE", None)
+    log = os.path.join(w, "icpd-%s.log" % tag)
+    with open(log, "w") as logf:
+        rc = subprocess.run([a.icpd, "sync"] + icpd_common(a, w, st, cookies)
+                            + ["--directory", out, "--no-progress-bar"] + list(args), env=env,
+                            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                            timeout=600).returncode
+    return rc
+
+
+def icpd_vs_icloudpd(opts, ref_root, ref, got_root, got):
+    """Compare icpd's manifest with icloudpd's; returns (diffs, expected-difference notes)."""
+    diffs, notes = [], []
+    ref_left = dict(ref)
+    got_left = dict(got)
+    pairs = []
+    for k in sorted(ref):
+        if k in got_left:
+            pairs.append((k, k))
+            ref_left.pop(k)
+            got_left.pop(k)
+    for k in sorted(ref_left):
+        alt = CTL.sub("_", k)                   # icpd: control characters -> "_"
+        if alt != k and alt in got_left:
+            pairs.append((k, alt))
+            ref_left.pop(k)
+            got_left.pop(alt)
+            notes.append("control characters: icloudpd %r, icpd %r" % (k, alt))
+    for k in sorted(ref_left):                  # icloudpd's leftover .part of a > 255-byte name
+        if not k.endswith(".part"):
+            continue
+        same = [g for g in sorted(got_left) if got_left[g]["sha256"] == ref_left[k]["sha256"]
+                and os.path.dirname(g) == os.path.dirname(k)
+                and len(os.path.basename(g).encode()) <= 255]
+        if same:
+            g = same[0]
+            notes.append("name over 255 bytes: icloudpd left %r, icpd wrote %r (same bytes)" % (k, g))
+            ref_left.pop(k)
+            got_left.pop(g)
+            if got[g]["mtime"] != ref[k]["mtime"]:
+                notes.append("  (mtime of that .part is icloudpd's download time: %d, icpd %d)"
+                             % (ref[k]["mtime"], got[g]["mtime"]))
+    for k in sorted(ref_left):
+        if opts.get("exif") and exif_dedup_quirk(k, ref, ref_root):
+            notes.append("icloudpd EXIF dedup quirk (§6.7): icloudpd also saved %r (%d bytes, a second "
+                         "same-named same-size asset); icpd keeps one file as without EXIF editing"
+                         % (k, ref[k]["size"]))
+            continue
+        diffs.append("%r only in icloudpd's tree %s" % (k, ref_left[k]))
+    for k in sorted(got_left):
+        diffs.append("%r only in icpd's tree %s" % (k, got_left[k]))
+    exif_pairs = []
+    xmp_extra = {}
+    nxmp = 0
+    for r, g in pairs:
+        e, x = ref[r], got[g]
+        if opts.get("xmp") and r.endswith(".xmp"):
+            # both sidecars carry the write time as mtime: not compared; the
+            # values icloudpd wrote must all be in icpd's (root element and
+            # xmptk differ by design: x:xmpmeta, icpd's own stamp)
+            nxmp += 1
+            try:
+                fe = xmp_leaves(os.path.join(ref_root, r))
+                fg = xmp_leaves(os.path.join(got_root, g))
+            except Exception as ex:  # noqa: BLE001 - a parse failure is a finding
+                diffs.append("%r sidecar does not parse: %s" % (g, ex))
+                continue
+            if fe - fg:
+                diffs.append("%r sidecar lacks icloudpd's values %s" % (g, sorted(fe - fg)[:4]))
+            for f in fg - fe:
+                tag = f[0].split("}")[-1]
+                xmp_extra[tag] = xmp_extra.get(tag, 0) + 1
+            continue
+        if e["mtime"] != x["mtime"]:
+            diffs.append("%r mtime icloudpd %d icpd %d" % (g, e["mtime"], x["mtime"]))
+        if e["sha256"] == x["sha256"]:
+            continue
+        if opts.get("exif") and r.lower().endswith(JPEG_EXT):
+            exif_pairs.append((r, g))
+            continue
+        diffs.append("%r bytes differ: icloudpd %d bytes sha256 %s..., icpd %d bytes sha256 %s..."
+                     % (g, e["size"], e["sha256"][:12], x["size"], x["sha256"][:12]))
+    if nxmp:
+        notes.append("%d sidecars compared by their values (icloudpd's all present in icpd's), not bytes "
+                     "or mtime; icpd adds %s" % (nxmp, ", ".join("%s x%d" % kv for kv in sorted(xmp_extra.items()))
+                                                 or "nothing"))
+    if exif_pairs:
+        de = exif_dates(ref_root, [r for r, _ in exif_pairs])
+        dg = exif_dates(got_root, [g for _, g in exif_pairs])
+        for r, g in exif_pairs:
+            if not de[r] or de[r] != dg[g]:
+                diffs.append("%r EXIF DateTimeOriginal icloudpd %r icpd %r" % (g, de[r], dg[g]))
+        notes.append("%d EXIF-edited JPEGs compared by path + mtime + DateTimeOriginal, not bytes"
+                     % len(exif_pairs))
+    return diffs, notes
 
 
 def run_icloudpd(a, w, st, out, args=()):
@@ -113,7 +400,6 @@ def incremental(a, w, st, lib):
 
 
 def inner(a):
-    import expected_tree
     import library
     w = a.work
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -131,9 +417,25 @@ def inner(a):
                 break
             time.sleep(0.1)
         lib = library.Library.load(os.path.join(w, "lib.json"))
-        cases = CASES[:3] if a.quick else CASES
+        cases = list(enumerate(CASES[:3] if a.quick else CASES))
+        if a.cases:
+            cases = [(i, CASES[i]) for i in map(int, a.cases.split(","))]
         shared = lib.zones[1].name
-        for args, opts in cases:
+        mdir = a.manifest_dir or os.path.join(w, "manifests")
+        os.makedirs(mdir, exist_ok=True)
+        auth_cookies = None
+        if a.icpd:
+            rc, auth_cookies = icpd_auth(a, w, st)
+            ok = rc == 0
+            passed += ok
+            failed += not ok
+            print("%s: icpd auth (password only, default Apple endpoints via /etc/hosts) rc=%d"
+                  % ("PASS" if ok else "FAIL", rc), flush=True)
+            if not ok:
+                with open(os.path.join(w, "icpd-auth.log")) as f:
+                    print("    " + f.read()[-2000:].replace("\n", "\n    "))
+                auth_cookies = None
+        for idx, (args, opts) in cases:
             args = [shared if v == "@SHARED" else v for v in args]
             opts = {k: (shared if v == "@SHARED" else v) for k, v in opts.items()}
             out = os.path.join(w, "out")
@@ -145,25 +447,42 @@ def inner(a):
                    "--cookie-directory", os.path.join(w, "cookies"), "--no-progress-bar"] + args
             with open(os.path.join(w, "icloudpd.log"), "w") as logf:
                 rc = subprocess.run(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, timeout=600).returncode
-            exp = expected_tree.expected_icloudpd_tree(lib, opts)
-            got = walk(out) if os.path.isdir(out) else {}
-            diffs = []
-            for k in sorted(set(exp) | set(got)):
-                e, g = exp.get(k), got.get(k)
-                if e is not None and g is not None and e[1] is None:
-                    e = (e[0], g[1])          # .part leftovers: mtime is the download time
-                if e != g:
-                    diffs.append("%r expected %s got %s" % (k, e, g))
-            name = "icloudpd %s TZ=%s (%d files)" % (" ".join(args) or "(defaults)", opts["tz"], len(exp))
-            if rc == 0 and not diffs and exp:
+            man = manifest(out) if os.path.isdir(out) else {}
+            mpath = save_manifest(mdir, idx, args, opts, "icloudpd", man)
+            nexp, diffs, mnotes = model_diffs(lib, opts, out, man)
+            name = "icloudpd %s TZ=%s (%d files)" % (" ".join(args) or "(defaults)", opts["tz"], nexp)
+            if rc == 0 and not diffs and nexp:
                 passed += 1
-                print("PASS: " + name, flush=True)
+                print("PASS: %s -> %s" % (name, os.path.basename(mpath)), flush=True)
             else:
                 failed += 1
                 print("FAIL: %s rc=%d" % (name, rc), flush=True)
                 for d in diffs[:20]:
                     print("    " + d)
-        if not a.quick:
+            for n in mnotes:
+                print("    expected difference from the model: " + n)
+            if auth_cookies is None:
+                continue
+            iout = os.path.join(w, "out-icpd")
+            irc = run_icpd(a, w, st, auth_cookies, iout, args, opts["tz"], "%02d" % idx)
+            iman = manifest(iout) if os.path.isdir(iout) else {}
+            save_manifest(mdir, idx, args, opts, "icpd", iman)
+            idiffs, notes = icpd_vs_icloudpd(opts, out, man, iout, iman)
+            iname = "icpd sync %s TZ=%s == icloudpd's tree (%d files)" % (
+                " ".join(args) or "(defaults)", opts["tz"], len(man))
+            if irc == 0 and not idiffs and man:
+                passed += 1
+                print("PASS: " + iname, flush=True)
+            else:
+                failed += 1
+                print("FAIL: %s rc=%d" % (iname, irc), flush=True)
+                for d in idiffs[:30]:
+                    print("    " + d)
+                if len(idiffs) > 30:
+                    print("    ... %d more" % (len(idiffs) - 30))
+            for n in notes:
+                print("    expected difference: " + n)
+        if not a.quick and not a.cases:
             ok, detail = incremental(a, w, st, lib)
             passed += ok
             failed += not ok
@@ -182,6 +501,9 @@ def main():
     ap.add_argument("--assets", type=int, default=60)
     ap.add_argument("--seed", default="1")
     ap.add_argument("--quick", action="store_true", help="first three option sets only")
+    ap.add_argument("--icpd", help="also run this icpd binary per option set and compare its tree")
+    ap.add_argument("--manifest-dir", help="where to keep the manifests (default: the work directory)")
+    ap.add_argument("--cases", help="only these option sets (comma-separated indices; debugging)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -190,6 +512,16 @@ def main():
     if os.geteuid() != 0 or not shutil.which("unshare") or not os.access(a.binary, os.X_OK):
         print("SKIP: needs root, unshare and the icloudpd binary (%s)" % a.binary)
         return 77
+    if a.icpd and not os.access(a.icpd, os.X_OK):
+        print("SKIP: the icpd binary %s is not executable" % a.icpd)
+        return 77
+    if not shutil.which("exiftool"):
+        print("SKIP: needs exiftool (Debian libimage-exiftool-perl) for the EXIF comparisons")
+        return 77
+    a.manifest_dir = os.path.abspath(a.manifest_dir or os.path.join(tempfile.gettempdir(),
+                                                                    "icpd-interop-manifests"))
+    shutil.rmtree(a.manifest_dir, ignore_errors=True)
+    os.makedirs(a.manifest_dir)
     w = tempfile.mkdtemp(prefix="icpd-tree-")
     subprocess.run(["/usr/bin/python3", os.path.join(HERE, "gen_library.py"), "--assets", str(a.assets),
                     "--seed", a.seed, "--hostile", "safe", "--out", os.path.join(w, "lib.json")], check=True,
@@ -198,8 +530,10 @@ def main():
         json.dump({"accounts": [{"apple_id": "tree@example.com", "password": PW, "hsa_version": 0,
                                  "library": os.path.join(w, "lib.json")}]}, f)
     cmd = ["unshare", "--mount", "--net", "--propagation", "private", "/usr/bin/python3", os.path.abspath(__file__),
-           "--inner", "--work", w, "--binary", a.binary] + (["--quick"] if a.quick else [])
+           "--inner", "--work", w, "--binary", a.binary, "--manifest-dir", a.manifest_dir]
+    cmd += (["--quick"] if a.quick else []) + (["--cases", a.cases] if a.cases else []) + (["--icpd", os.path.abspath(a.icpd)] if a.icpd else [])
     rc = subprocess.run(cmd).returncode
+    print("manifests kept in " + a.manifest_dir)
     if rc == 0:
         shutil.rmtree(w, ignore_errors=True)
     else:
