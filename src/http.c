@@ -280,33 +280,41 @@ static double parse_retry_after(const char *v)
 	return -1;
 }
 
-int http_request(struct http_client *c, const struct http_request *req, struct http_response *resp)
-{
-	struct curl_slist *hdrs = NULL;
-	struct transfer t = { .resp = resp };
-	CURL *e = c->easy;
-	CURLcode rc;
-	int err = 0;
+/*
+ * One request in two halves, so http_request (one easy handle) and
+ * http_request_many (a curl_multi over several) share them.
+ */
+struct prepared {
+	struct curl_slist *hdrs;
+	struct transfer t;
+};
 
+static void request_prepare(struct http_client *c, const struct http_request *req,
+	struct http_response *resp, struct prepared *p)
+{
+	CURL *e = c->easy;
+
+	memset(p, 0, sizeof(*p));
+	p->t.resp = resp;
 	http_response_release(resp);
 	buf_init(&resp->body, 0);
-	t.cap = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
+	p->t.cap = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
 
 	for (const char *const *h = req->headers; h && *h; h++) {
-		hdrs = curl_slist_append(hdrs, *h);
+		p->hdrs = curl_slist_append(p->hdrs, *h);
 	}
 	/* libcurl must not invent a form content type or an Expect header */
 	if (req->body && !has_header(req->headers, "Content-Type")) {
-		hdrs = curl_slist_append(hdrs, "Content-Type:");
+		p->hdrs = curl_slist_append(p->hdrs, "Content-Type:");
 	}
-	hdrs = curl_slist_append(hdrs, "Expect:");
+	p->hdrs = curl_slist_append(p->hdrs, "Expect:");
 
 	curl_easy_setopt(e, CURLOPT_URL, req->url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &p->t);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &p->t);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	if (strcmp(req->method, "GET") == 0) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -321,11 +329,18 @@ int http_request(struct http_client *c, const struct http_request *req, struct h
 	}
 	trace_request(req);
 	c->errbuf[0] = '\0';
-	rc = curl_easy_perform(e);
+}
+
+static int request_finish(struct http_client *c, const struct http_request *req,
+	struct http_response *resp, struct prepared *p, CURLcode rc)
+{
+	CURL *e = c->easy;
+	int err = 0;
+
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
-	if (t.over_cap) {
+	if (p->t.over_cap) {
 		err = error_set(ICPD_EPROTO, "response from '%s' is larger than %zu bytes",
-			req->url, t.cap);
+			req->url, p->t.cap);
 		goto done;
 	}
 	if (rc != CURLE_OK) {
@@ -344,7 +359,100 @@ int http_request(struct http_client *c, const struct http_request *req, struct h
 	trace_response(resp);
 done:
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hdrs);
+	curl_slist_free_all(p->hdrs);
+	p->hdrs = NULL;
+	return err;
+}
+
+int http_request(struct http_client *c, const struct http_request *req, struct http_response *resp)
+{
+	struct prepared p;
+
+	request_prepare(c, req, resp, &p);
+	return request_finish(c, req, resp, &p, curl_easy_perform(c->easy));
+}
+
+/* ------------------------------------------------------------------------
+ * http_multi / http_request_many: added by the cloudkit helper for parallel
+ * listing pages.  Several clients, one curl_multi kept for the run (so its
+ * connections and TLS sessions are reused between batches), one thread.
+ */
+struct http_multi {
+	CURLM *m;
+};
+
+int http_multi_new(struct http_multi **out)
+{
+	struct http_multi *hm = xcalloc(1, sizeof(*hm));
+
+	hm->m = curl_multi_init();
+	if (!hm->m) {
+		free(hm);
+		return error_set(ICPD_EINTERNAL, "cannot create a libcurl multi handle");
+	}
+	curl_multi_setopt(hm->m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	*out = hm;
+	return 0;
+}
+
+void http_multi_free(struct http_multi *hm)
+{
+	if (!hm) {
+		return;
+	}
+	curl_multi_cleanup(hm->m);
+	free(hm);
+}
+
+int http_request_many(struct http_multi *hm, struct http_client **clients,
+	const struct http_request *reqs, struct http_response *resps, int *errs, size_t n)
+{
+	CURLM *m = hm->m;
+	struct prepared *p;
+	CURLcode *rcs;
+	int running = 0;
+	int err = 0;
+
+	p = xcalloc(n, sizeof(*p));
+	rcs = xcalloc(n, sizeof(*rcs));
+	for (size_t i = 0; i < n; i++) {
+		request_prepare(clients[i], &reqs[i], &resps[i], &p[i]);
+		rcs[i] = CURLE_OK;
+		curl_multi_add_handle(m, clients[i]->easy);
+	}
+	do {
+		CURLMcode mc = curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		int left;
+
+		if (mc == CURLM_OK && running) {
+			mc = curl_multi_poll(m, NULL, 0, 1000, NULL);
+		}
+		if (mc != CURLM_OK) {
+			err = error_set(ICPD_ENET, "parallel requests failed: %s", curl_multi_strerror(mc));
+			break;
+		}
+		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+			if (msg->msg != CURLMSG_DONE) {
+				continue;
+			}
+			for (size_t i = 0; i < n; i++) {
+				if (clients[i]->easy == msg->easy_handle) {
+					rcs[i] = msg->data.result;
+				}
+			}
+		}
+	} while (running);
+	for (size_t i = 0; i < n; i++) {
+		curl_multi_remove_handle(m, clients[i]->easy);
+		errs[i] = request_finish(clients[i], &reqs[i], &resps[i], &p[i],
+			err < 0 ? CURLE_RECV_ERROR : rcs[i]);
+	}
+	if (err == 0) {
+		error_clear();
+	}
+	free(p);
+	free(rcs);
 	return err;
 }
 

@@ -291,6 +291,11 @@ static size_t utf8_cut(const char *s, size_t n, size_t max)
 
 char *naming_safe_name(const char *name, size_t max)
 {
+	return naming_safe_name_keep(name, max, 0);
+}
+
+char *naming_safe_name_keep(const char *name, size_t max, size_t keep_tail)
+{
 	size_t n = strlen(name);
 	struct buf b = BUF_INIT;
 	const unsigned char *p = (const unsigned char *)name;
@@ -332,12 +337,15 @@ char *naming_safe_name(const char *name, size_t max)
 		if (extlen > max / 2) {
 			off = len;
 			extlen = 0;
+			keep_tail = 0;
 		}
-		keep = utf8_cut(out, off, max - extlen);
-		memmove(out + keep, out + off, extlen + 1);
-		if (keep == 0) {
-			out[0] = '_';
+		/* keep the suffix we appended ("-thumb", "_HEVC-medium") whole */
+		if (keep_tail > off || keep_tail > (max - extlen) / 2) {
+			keep_tail = 0;
 		}
+		keep = utf8_cut(out, off - keep_tail, max - extlen - keep_tail);
+		/* never empty: max >= 8 leaves room for at least one character */
+		memmove(out + keep, out + off - keep_tail, keep_tail + extlen + 1);
 	}
 	return out;
 }

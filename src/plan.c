@@ -534,6 +534,19 @@ done:
 	return err;
 }
 
+/* The part of a version name's stem that was appended to the base name's
+ * stem ("-thumb", "_HEVC-medium"), kept whole when the name is cut. */
+static size_t appended_len(const char *base, const char *vname)
+{
+	size_t ob = naming_ext_offset(base);
+	size_t ov = naming_ext_offset(vname);
+
+	if (ov < ob || strncmp(base, vname, ob) != 0) {
+		return 0;
+	}
+	return ov - ob;
+}
+
 static bool wants(const struct plan_ctx *ctx, enum asset_size s)
 {
 	for (size_t i = 0; i < ctx->nsizes; i++) {
@@ -557,57 +570,16 @@ static void set_suffixed(struct ver *v, const char *suffix)
 	v->name = n;
 }
 
-int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_result *out)
+/*
+ * §4.3, §6.2–§6.4: the versions an asset offers, named from base (vers[],
+ * after --align-raw), and icloudpd's disambiguated set for the requested
+ * sizes (res[]).  Names are owned by the arrays.
+ */
+static void build_versions(const struct plan_ctx *ctx, const struct asset *a,
+	enum asset_kind kind, const char *base, struct ver *vers, struct ver *res)
 {
 	static const enum asset_size primary[] = { SIZE_ORIGINAL, SIZE_ALTERNATIVE, SIZE_MEDIUM,
 		SIZE_THUMB, SIZE_ADJUSTED };
-	struct ver vers[SIZE_COUNT];
-	struct ver res[SIZE_COUNT]; /* icloudpd's disambiguated "results" */
-	enum asset_kind kind;
-	char *base = NULL;
-	char *folder = NULL;
-	int64_t created;
-	size_t max = NAMING_NAME_MAX - (ctx->xmp_sidecar ? XMP_SUFFIX_LEN : 0);
-	int err = 0;
-
-	memset(out, 0, sizeof(*out));
-	memset(vers, 0, sizeof(vers));
-	memset(res, 0, sizeof(res));
-
-	/* The listing icloudpd uses never returns hidden or trashed assets. */
-	if (a->deleted || a->purged) {
-		out->skip = PLAN_SKIP_DELETED;
-		return 0;
-	}
-	if (a->hidden) {
-		out->skip = PLAN_SKIP_HIDDEN;
-		return 0;
-	}
-	kind = a->item_type ? naming_item_kind(a->item_type, a->filename) : a->kind;
-	if (ctx->skip_videos && kind == ASSET_MOVIE) {
-		out->skip = PLAN_SKIP_VIDEO;
-		return 0;
-	}
-	if (ctx->skip_photos && kind == ASSET_IMAGE) {
-		out->skip = PLAN_SKIP_PHOTO;
-		return 0;
-	}
-	created = a->asset_date == INT64_MIN
-		? 0 : a->asset_date / 1000 - (a->asset_date % 1000 < 0 ? 1 : 0);
-	if (ctx->has_before && created < ctx->created_before) {
-		out->skip = PLAN_SKIP_CREATED_BEFORE;
-		return 0;
-	}
-	if (ctx->has_after && created > ctx->created_after) {
-		out->skip = PLAN_SKIP_CREATED_AFTER;
-		return 0;
-	}
-
-	if ((err = naming_folder_format(ctx->folder, a->asset_date, &folder)) < 0) {
-		err = ICPD_EASSET;
-		goto done;
-	}
-	base = naming_base(a, ctx->keep_unicode, ctx->match);
 
 	/* §4.3: the versions an asset offers (movies have no adjusted or
 	 * alternative), named by §6.2. */
@@ -692,6 +664,59 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 			res[SIZE_ORIGINAL].name = copy_name(&vers[SIZE_ORIGINAL]);
 		}
 	}
+}
+
+int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_result *out)
+{
+	struct ver vers[SIZE_COUNT];
+	struct ver res[SIZE_COUNT]; /* icloudpd's disambiguated "results" */
+	enum asset_kind kind;
+	char *base = NULL;
+	char *folder = NULL;
+	int64_t created;
+	size_t max = NAMING_NAME_MAX - (ctx->xmp_sidecar ? XMP_SUFFIX_LEN : 0);
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	memset(vers, 0, sizeof(vers));
+	memset(res, 0, sizeof(res));
+
+	/* The listing icloudpd uses never returns hidden or trashed assets. */
+	if (a->deleted || a->purged) {
+		out->skip = PLAN_SKIP_DELETED;
+		return 0;
+	}
+	if (a->hidden) {
+		out->skip = PLAN_SKIP_HIDDEN;
+		return 0;
+	}
+	kind = a->item_type ? naming_item_kind(a->item_type, a->filename) : a->kind;
+	if (ctx->skip_videos && kind == ASSET_MOVIE) {
+		out->skip = PLAN_SKIP_VIDEO;
+		return 0;
+	}
+	if (ctx->skip_photos && kind == ASSET_IMAGE) {
+		out->skip = PLAN_SKIP_PHOTO;
+		return 0;
+	}
+	created = a->asset_date == INT64_MIN
+		? 0 : a->asset_date / 1000 - (a->asset_date % 1000 < 0 ? 1 : 0);
+	if (ctx->has_before && created < ctx->created_before) {
+		out->skip = PLAN_SKIP_CREATED_BEFORE;
+		return 0;
+	}
+	if (ctx->has_after && created > ctx->created_after) {
+		out->skip = PLAN_SKIP_CREATED_AFTER;
+		return 0;
+	}
+
+	if ((err = naming_folder_format(ctx->folder, a->asset_date, &folder)) < 0) {
+		err = ICPD_EASSET;
+		goto done;
+	}
+	base = naming_base(a, ctx->keep_unicode, ctx->match);
+
+	build_versions(ctx, a, kind, base, vers, res);
 
 	/* the download loop over the requested sizes */
 	for (size_t i = 0; i < ctx->nsizes; i++) {
@@ -714,7 +739,7 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 		if (!v->present) {
 			continue; /* no original at all: PLAN_SKIP_NO_VERSION below */
 		}
-		safe = naming_safe_name(v->name, max);
+		safe = naming_safe_name_keep(v->name, max, appended_len(base, v->name));
 		err = decide(ctx, a, out, folder, safe, s, v->source, s == SIZE_ORIGINAL, false, max);
 		free(safe);
 		if (err < 0) {
@@ -736,7 +761,7 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 			free(name);
 			name = with;
 		}
-		safe = naming_safe_name(name, NAMING_NAME_MAX);
+		safe = naming_safe_name_keep(name, NAMING_NAME_MAX, appended_len(base, name));
 		free(name);
 		err = decide(ctx, a, out, folder, safe, ctx->live_size, ctx->live_size, false, true,
 			NAMING_NAME_MAX);
@@ -756,6 +781,123 @@ done:
 	free(base);
 	free(folder);
 	return err;
+}
+
+/* ---- --auto-delete ---- */
+
+struct pathset {
+	char **v;
+	size_t n;
+};
+
+static void pathset_add(struct pathset *ps, char *path)
+{
+	if (!naming_path_is_safe(path)) {
+		free(path);
+		return;
+	}
+	for (size_t i = 0; i < ps->n; i++) {
+		if (strcmp(ps->v[i], path) == 0) {
+			free(path);
+			return;
+		}
+	}
+	ps->v = xrealloc(ps->v, (ps->n + 1) * sizeof(*ps->v));
+	ps->v[ps->n++] = path;
+}
+
+/* name (unsafe, from base) → folder/safe-name, and its ".xmp" when xmp. */
+static void add_name(struct pathset *ps, const char *folder, const char *base, const char *name,
+	bool xmp)
+{
+	char *safe = naming_safe_name_keep(name, NAMING_NAME_MAX, appended_len(base, name));
+	char *path = join(folder, safe);
+
+	free(safe);
+	if (xmp) {
+		pathset_add(ps, xasprintf("%s.xmp", path));
+	}
+	pathset_add(ps, path);
+}
+
+void plan_delete_candidates(const struct plan_ctx *ctx, const struct asset *a, char ***paths,
+	size_t *n)
+{
+	static const enum asset_size lives[] = { SIZE_LIVE_ORIGINAL, SIZE_LIVE_MEDIUM,
+		SIZE_LIVE_THUMB };
+	struct pathset ps = { NULL, 0 };
+	struct ver vers[SIZE_COUNT];
+	struct ver res[SIZE_COUNT];
+	enum asset_kind kind = a->item_type ? naming_item_kind(a->item_type, a->filename) : a->kind;
+	char *folder = NULL;
+	char *base = NULL;
+
+	*paths = NULL;
+	*n = 0;
+	memset(vers, 0, sizeof(vers));
+	memset(res, 0, sizeof(res));
+	if (naming_folder_format(ctx->folder, a->asset_date, &folder) < 0) {
+		return;
+	}
+	/* icloudpd's names: default policy, Unicode kept */
+	base = naming_base(a, true, MATCH_NAME_SIZE_DEDUP);
+	build_versions(ctx, a, kind, base, vers, res);
+	if (wants(ctx, SIZE_ADJUSTED) && res[SIZE_ADJUSTED].present) {
+		add_name(&ps, folder, base, res[SIZE_ADJUSTED].name, true);
+	}
+	if (wants(ctx, SIZE_ALTERNATIVE) && res[SIZE_ALTERNATIVE].present) {
+		add_name(&ps, folder, base, res[SIZE_ALTERNATIVE].name, true);
+	}
+	for (int s = 0; s < SIZE_COUNT; s++) {
+		if (vers[s].present && s != SIZE_ADJUSTED && s != SIZE_ALTERNATIVE) {
+			add_name(&ps, folder, base, vers[s].name, true);
+		}
+	}
+	for (size_t i = 0; kind != ASSET_MOVIE && i < ARRAY_SIZE(lives); i++) {
+		if (version_usable(&a->versions[lives[i]])) {
+			char *name = naming_version(base, kind, a->versions[lives[i]].uti,
+				ctx->live_policy);
+
+			add_name(&ps, folder, base, name, true);
+			free(name);
+		}
+	}
+	/* ours: what plan_asset names with the current options */
+	{
+		struct plan_ctx c = *ctx;
+		struct asset copy = *a;
+		struct plan_result r;
+
+		c.stat_fn = NULL;
+		c.skip_videos = c.skip_photos = c.skip_live_photos = false;
+		c.has_before = c.has_after = false;
+		copy.hidden = copy.deleted = copy.purged = false;
+		if (plan_asset(&c, &copy, &r) == 0) {
+			for (size_t i = 0; i < r.n; i++) {
+				if (!(r.items[i].flags & PLAN_F_LIVE)) {
+					pathset_add(&ps, xasprintf("%s.xmp", r.items[i].path));
+				}
+				pathset_add(&ps, xstrdup(r.items[i].path));
+			}
+		}
+		plan_result_release(&r);
+	}
+	for (int s = 0; s < SIZE_COUNT; s++) {
+		free(vers[s].name);
+		free(res[s].name);
+	}
+	free(base);
+	free(folder);
+	*paths = ps.v;
+	*n = ps.n;
+}
+
+void plan_paths_free(char **paths, size_t n)
+{
+	for (size_t i = 0; paths && i < n; i++) {
+		free(paths[i]);
+	}
+	free(paths);
 }
 
 /* ---- --recent / --until-found ---- */

@@ -60,6 +60,22 @@ void http_client_free(struct http_client *c);
 int http_request(struct http_client *c, const struct http_request *req,
 	struct http_response *resp) __attribute__((warn_unused_result));
 
+/*
+ * Added by the cloudkit helper (parallel listing pages).  An http_multi is
+ * one curl_multi kept for the run: connections and TLS sessions are reused
+ * between batches.  http_request_many performs n requests at once, request
+ * i on clients[i] (all distinct, none in use).  errs[i] gets what
+ * http_request would have returned for it (its message only reaches the
+ * log: error_set() is global, the caller sets one).  Returns 0, or
+ * ICPD_ENET when the multi handle itself failed.
+ */
+struct http_multi;
+int http_multi_new(struct http_multi **out) __attribute__((warn_unused_result));
+void http_multi_free(struct http_multi *m);
+int http_request_many(struct http_multi *m, struct http_client **clients,
+	const struct http_request *reqs, struct http_response *resps, int *errs, size_t n)
+	__attribute__((warn_unused_result));
+
 void http_response_init(struct http_response *r);
 void http_response_release(struct http_response *r);
 /* Case-insensitive; the last value of that header, borrowed from r, or NULL. */

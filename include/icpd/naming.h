@@ -81,6 +81,11 @@ char *naming_version(const char *base, enum asset_kind kind, const char *uti,
  */
 char *naming_safe_name(const char *name, size_t max);
 
+/* The same, but a cut keeps the last keep_tail bytes before the extension
+ * (a suffix such as "-thumb" or "_HEVC-medium" appended to the base name),
+ * so the versions of one asset keep distinct names. */
+char *naming_safe_name_keep(const char *name, size_t max, size_t keep_tail);
+
 /* True when rel is a safe relative path: not empty, not absolute, no empty,
  * "." or ".." component, no control character, each component at most
  * NAMING_NAME_MAX bytes. */

@@ -45,8 +45,11 @@ struct naming_folder; /* naming.h */
  * Return 0 and set *size when a regular file exists there, ICPD_ENOTFOUND
  * when nothing is there, any other negative ICPD_E* on error (that error is
  * returned by plan_asset, whose message the callback must have set).
- * A directory or other non-regular file at relpath should be reported as
- * ICPD_ENOTFOUND (icloudpd uses os.path.isfile).
+ * A directory or other non-regular file at relpath, and ENOENT, ENOTDIR or
+ * ENAMETOOLONG, should be reported as ICPD_ENOTFOUND (icloudpd uses
+ * os.path.isfile).  The planner never asks about a component longer than
+ * NAME_MAX.  May be called several times per file (primary name, legacy
+ * "-original" name, dedup name).
  */
 typedef int (*plan_stat_fn)(void *ud, const char *relpath, int64_t *size);
 
@@ -75,8 +78,8 @@ enum plan_decision {
 #define PLAN_F_XMP 0x2   /* --xmp-sidecar: write/refresh "<path>.xmp" (§8.1): every
                           * primary file, also SKIP_EXISTS ones; never live videos.
                           * The caller still honours --dry-run. */
-#define PLAN_F_EXIF 0x4  /* --set-exif-datetime: a JPEG (name ends .jpg/.jpeg, any
-                          * case) downloaded in this run; the downloader still checks
+#define PLAN_F_EXIF 0x4  /* --set-exif-datetime: a JPEG (file name ends .jpg/.jpeg,
+                          * any case) downloaded in this run; the downloader still checks
                           * that DateTimeOriginal is missing before writing (§8.2).
                           * Never set on SKIP_EXISTS items. */
 
@@ -155,7 +158,13 @@ void plan_ctx_release(struct plan_ctx *ctx);
 int plan_parse_date(const char *s, time_t now, int64_t *out) __attribute__((warn_unused_result));
 
 /*
- * Plan one asset.  Fills *out (always initialised, release it with
+ * Plan one asset.  The asset's kind is taken from item_type and the file
+ * name (§4.3, naming_item_kind) when item_type is set, else from a->kind.
+ * Paths: "<folder>/<name>" where folder comes from --folder-structure and
+ * name is the icloudpd name made safe (naming.h); a primary file's name is
+ * at most 251 bytes under --xmp-sidecar (so "<name>.xmp" fits), else 255.
+ * Two sizes that resolve to the same path yield one item (icloudpd would
+ * find the file it just wrote).  Fills *out (always initialised, release it with
  * plan_result_release even on error).  Returns 0, or the error of stat_fn,
  * or ICPD_EASSET when no safe path could be built for this asset (message
  * set; go on with the next asset).  Decisions follow §6.7: for each primary
@@ -168,6 +177,27 @@ int plan_parse_date(const char *s, time_t now, int64_t *out) __attribute__((warn
 int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_result *out)
 	__attribute__((warn_unused_result));
 void plan_result_release(struct plan_result *r);
+
+/*
+ * --auto-delete (§9.2): the relative paths where files of an asset that is
+ * in Recently Deleted may lie, for the caller to remove if present (it must
+ * still check that each is a regular file; honour --dry-run).  The union of
+ *   - icloudpd's candidates: every version of the asset (after --align-raw)
+ *     named with the default policy and without Unicode stripping, live
+ *     videos without the -medium/-thumb suffix, adjusted/alternative only
+ *     when --size asks for them (with the -adjusted/-alternative overrides),
+ *     each also with ".xmp";
+ *   - the primary and live-video paths plan_asset gives with the current
+ *     options, so files named under name-id7 or with stripped Unicode are
+ *     found too (icloudpd misses those), primaries also with ".xmp".
+ * Neither includes "-<size>" dedup copies or legacy "-original" names (as
+ * icloudpd).  The asset's hidden/deleted flags and the --skip-* filters are
+ * ignored.  Every path is safe (naming_path_is_safe) and listed once.
+ * *paths: array of n owned strings; free with plan_paths_free.
+ */
+void plan_delete_candidates(const struct plan_ctx *ctx, const struct asset *a, char ***paths,
+	size_t *n);
+void plan_paths_free(char **paths, size_t n);
 
 /*
  * --recent / --until-found bookkeeping (§6.8, §7.1), one per album listing.

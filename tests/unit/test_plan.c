@@ -904,6 +904,46 @@ START_TEST(test_long_names)
 }
 END_TEST
 
+/* A cut never eats the size suffix: the versions of one long-named asset
+ * keep distinct names. */
+START_TEST(test_long_names_keep_suffixes)
+{
+	char name[400];
+	const char *last;
+
+	memset(name, 'n', 300);
+	memcpy(name + 300, ".HEIC", 6);
+	mk(MASTER_7409, name, HEIC, DATE_7409);
+	ver(SIZE_ORIGINAL, HEIC, 10);
+	ver(SIZE_MEDIUM, JPEG, 5);
+	ver(SIZE_THUMB, JPEG, 2);
+	ver(SIZE_ADJUSTED, HEIC, 11);
+	ver(SIZE_LIVE_MEDIUM, MOV, 3);
+	sizes("original", "thumb", "adjusted");
+	cfg.live_photo_size = LIVE_SIZE_MEDIUM;
+	cfg.xmp_sidecar = true;
+	run();
+	ck_assert_uint_eq(res.n, 4);
+	last = strrchr(res.items[0].path, '/') + 1;
+	ck_assert_uint_eq(strlen(last), 251);
+	ck_assert_str_eq(last + 251 - 5, ".HEIC");
+	last = strrchr(res.items[1].path, '/') + 1;
+	ck_assert_uint_eq(strlen(last), 251);
+	ck_assert_str_eq(last + 251 - 10, "-thumb.JPG");
+	last = strrchr(res.items[2].path, '/') + 1;
+	ck_assert_uint_eq(strlen(last), 251);
+	ck_assert_str_eq(last + 251 - 14, "-adjusted.HEIC");
+	last = strrchr(res.items[3].path, '/') + 1;
+	ck_assert_uint_eq(strlen(last), 255); /* no sidecar for videos */
+	ck_assert_str_eq(last + 255 - 16, "_HEVC-medium.MOV");
+	for (size_t i = 0; i < res.n; i++) {
+		for (size_t j = i + 1; j < res.n; j++) {
+			ck_assert_str_ne(res.items[i].path, res.items[j].path);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_stat_error)
 {
 	asset_7409();
@@ -911,6 +951,116 @@ START_TEST(test_stat_error)
 	init_ctx();
 	ck_assert_int_eq(plan_asset(&ctx, &a, &res), ICPD_ESTORAGE);
 	ck_assert(strstr(error_message(), "IMG_7409.MOV") != NULL);
+}
+END_TEST
+
+/* ---- §9.2 --auto-delete candidates ---- */
+
+static char **cands;
+static size_t ncands;
+
+static void candidates(void)
+{
+	plan_paths_free(cands, ncands);
+	init_ctx();
+	plan_delete_candidates(&ctx, &a, &cands, &ncands);
+	for (size_t i = 0; i < ncands; i++) {
+		ck_assert_msg(naming_path_is_safe(cands[i]), "unsafe '%s'", cands[i]);
+		for (size_t j = i + 1; j < ncands; j++) {
+			ck_assert_str_ne(cands[i], cands[j]);
+		}
+	}
+}
+
+static bool has(const char *path)
+{
+	for (size_t i = 0; i < ncands; i++) {
+		if (strcmp(cands[i], path) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+START_TEST(test_delete_candidates)
+{
+	mk(MASTER_7409, "IMG_7190.JPG", JPEG, DATE_7409);
+	ver(SIZE_ORIGINAL, JPEG, 100);
+	ver(SIZE_MEDIUM, JPEG, 50);
+	ver(SIZE_THUMB, JPEG, 10);
+	ver(SIZE_ADJUSTED, JPEG, 120);
+	ver(SIZE_LIVE_ORIGINAL, MOV, 300);
+	ver(SIZE_LIVE_MEDIUM, MOV, 200);
+	a.deleted = true; /* it is in Recently Deleted: still named */
+	candidates();
+	/* icloudpd's test expects IMG_7190.JPG and IMG_7190-medium.JPG deleted */
+	ck_assert(has("2018/07/31/IMG_7190.JPG"));
+	ck_assert(has("2018/07/31/IMG_7190.JPG.xmp"));
+	ck_assert(has("2018/07/31/IMG_7190-medium.JPG"));
+	ck_assert(has("2018/07/31/IMG_7190-medium.JPG.xmp"));
+	ck_assert(has("2018/07/31/IMG_7190-thumb.JPG"));
+	ck_assert(has("2018/07/31/IMG_7190.MOV"));
+	ck_assert(has("2018/07/31/IMG_7190.MOV.xmp")); /* icloudpd tries it too */
+	/* adjusted not requested: not deleted; icloudpd's live medium has no suffix */
+	ck_assert(!has("2018/07/31/IMG_7190-adjusted.JPG"));
+	ck_assert(!has("2018/07/31/IMG_7190-medium.MOV"));
+	ck_assert_uint_eq(ncands, 8);
+	/* adjusted requested: with its override name */
+	sizes("original", "adjusted", NULL);
+	candidates();
+	ck_assert(has("2018/07/31/IMG_7190-adjusted.JPG"));
+	ck_assert(has("2018/07/31/IMG_7190-adjusted.JPG.xmp"));
+	/* our own live-medium name is found too */
+	sizes("original", NULL, NULL);
+	cfg.live_photo_size = LIVE_SIZE_MEDIUM;
+	candidates();
+	ck_assert(has("2018/07/31/IMG_7190-medium.MOV"));
+	ck_assert(!has("2018/07/31/IMG_7190-medium.MOV.xmp"));
+	/* HEIC live photo: icloudpd expects IMG_0512_HEVC.MOV */
+	asset_0512();
+	cfg.live_photo_size = LIVE_SIZE_ORIGINAL;
+	candidates();
+	ck_assert(has("2020/11/04/IMG_0512.HEIC"));
+	ck_assert(has("2020/11/04/IMG_0512_HEVC.MOV"));
+	/* movies (icloudpd expects IMG_7406.MOV) and PNGs (IMG_7383.PNG) */
+	mk(MASTER_7409, "IMG_7406.MOV", MOV, DATE_7409);
+	ver(SIZE_ORIGINAL, MOV, 100);
+	ver(SIZE_LIVE_ORIGINAL, MOV, 1); /* movies have no live video */
+	cfg.skip_videos = true;          /* filters do not apply */
+	candidates();
+	ck_assert(has("2018/07/31/IMG_7406.MOV"));
+	ck_assert_uint_eq(ncands, 2);
+	mk(MASTER_7409, "IMG_7383.PNG", "public.png", DATE_7409);
+	ver(SIZE_ORIGINAL, "public.png", 100);
+	candidates();
+	ck_assert(has("2018/07/31/IMG_7383.PNG"));
+	plan_paths_free(cands, ncands);
+	cands = NULL;
+	ncands = 0;
+}
+END_TEST
+
+START_TEST(test_delete_candidates_policies)
+{
+	/* icloudpd deletes by its default-policy, Unicode-kept name; we also find
+	 * the name we gave under name-id7 and stripped Unicode */
+	mk(MASTER_7409, "IMG_中_7409.JPG", JPEG, DATE_7409);
+	ver(SIZE_ORIGINAL, JPEG, 100);
+	cfg.file_match_policy = MATCH_NAME_ID7;
+	candidates();
+	ck_assert(has("2018/07/31/IMG_中_7409.JPG"));
+	ck_assert(has("2018/07/31/IMG__7409_QVk2Yyt.JPG"));
+	ck_assert(has("2018/07/31/IMG__7409_QVk2Yyt.JPG.xmp"));
+	ck_assert_uint_eq(ncands, 4);
+	/* hostile name: still inside the directory */
+	mk(MASTER_7409, "../../x.jpg", JPEG, DATE_7409);
+	ver(SIZE_ORIGINAL, JPEG, 100);
+	cfg.file_match_policy = MATCH_NAME_SIZE_DEDUP;
+	candidates();
+	ck_assert(has("2018/07/31/.._.._x.JPG"));
+	plan_paths_free(cands, ncands);
+	cands = NULL;
+	ncands = 0;
 }
 END_TEST
 
@@ -1021,7 +1171,10 @@ static Suite *plan_suite(void)
 	tcase_add_test(tc, test_metadata_flags);
 	tcase_add_test(tc, test_hostile_names);
 	tcase_add_test(tc, test_long_names);
+	tcase_add_test(tc, test_long_names_keep_suffixes);
 	tcase_add_test(tc, test_stat_error);
+	tcase_add_test(tc, test_delete_candidates);
+	tcase_add_test(tc, test_delete_candidates_policies);
 	tcase_add_test(tc, test_until_found);
 	tcase_add_test(tc, test_recent);
 	suite_add_tcase(s, tc);

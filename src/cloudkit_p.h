@@ -1,0 +1,112 @@
+/*
+ * Internals shared by cloudkit.c, cloudkit_query.c, cloudkit_record.c and
+ * cloudkit_plist.c.  Only these files see json_t.
+ */
+#ifndef ICPD_CLOUDKIT_P_H
+#define ICPD_CLOUDKIT_P_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "icpd/asset.h"
+#include "icpd/cloudkit.h"
+
+struct http_client;
+
+struct cloudkit_zone {
+	char *name;
+	char *owner;
+	char *zone_type;
+	bool shared_db;
+};
+
+struct cloudkit {
+	struct session *s;
+	struct cloudkit_options opts;
+	struct http_client *http;       /* sequential requests */
+	struct http_client **pool;      /* parallel listing; opts.parallelism entries, lazily made */
+	struct http_multi *multi;       /* drives the pool; made with it */
+	int npool;
+	char *db_base[2];               /* .../production/private and .../shared */
+	char *params;                   /* query string (without '?') */
+	struct cloudkit_zone zone;      /* selected library */
+	bool revalidated;
+	long requests;
+};
+
+/* Smart folders (cloudkit-photos.md §3.4), NULL-name terminated. */
+struct cloudkit_smart_folder {
+	const char *name;       /* as icloudpd's --album spells it */
+	const char *list_type;  /* records/query recordType */
+	const char *count_type; /* HyperionIndexCountLookup indexCountID */
+	const char *tag;        /* smartAlbum filter value, NULL when none */
+};
+extern const struct cloudkit_smart_folder cloudkit_smart_folders[];
+
+/* Base64 (standard alphabet; characters outside it are skipped, padding
+ * checked like Python's b64decode).  0 or ICPD_EPROTO.  Caller frees *out
+ * (NUL-terminated for convenience; *len excludes the NUL). */
+int cloudkit_b64decode(const char *in, unsigned char **out, size_t *len);
+
+/* POST op on db (0 private, 1 shared) with a JSON body; retries, error
+ * mapping and re-validation in one place.  *out: the parsed body (caller
+ * decrefs).  with_params: append the query string. */
+int cloudkit_post(struct cloudkit *ck, int db, const char *op, json_t *body, bool with_params,
+	json_t **out) __attribute__((warn_unused_result));
+
+/* The same for n requests in parallel (pages of one listing).  Each
+ * answer is handed to on_page in order (i, parsed body; borrowed) and freed
+ * right after; on_page returns 0 to go on, 1 to drop the rest of the batch,
+ * or an error. */
+int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bodies, size_t n,
+	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
+	__attribute__((warn_unused_result));
+
+/* The zoneID object of the selected library (new reference). */
+json_t *cloudkit_zone_json(const struct cloudkit *ck);
+
+/*
+ * Pairing state carried across pages: unpaired CPLMaster / CPLAsset
+ * halves keyed by master recordName.  cloudkit_pairs_add takes one record;
+ * a completed pair is decoded into out[] (grown as needed).
+ */
+struct cloudkit_pairs {
+	json_t *masters;  /* recordName -> record */
+	json_t *assets;   /* master recordName -> record */
+	bool changes;     /* a changes feed: classify and keep halves across pages */
+	long skipped;
+};
+void cloudkit_pairs_init(struct cloudkit_pairs *p, bool changes);
+void cloudkit_pairs_release(struct cloudkit_pairs *p);
+/* Decode a page's "records" array into page (appending).  In a listing
+ * (not changes) halves left unpaired at the end of the page stay pending
+ * for the next page; cloudkit_pairs_flush reports what is left. */
+int cloudkit_pairs_page(struct cloudkit_pairs *p, json_t *records, const char *zone,
+	struct cloudkit_page *page);
+/* A changes feed's lone CPLAsset, completed by its master from records/lookup. */
+int cloudkit_pairs_lone_asset(struct cloudkit_pairs *p, const json_t *master, const char *zone,
+	struct cloudkit_page *page);
+void cloudkit_pairs_flush(struct cloudkit_pairs *p, const char *zone, struct cloudkit_page *page);
+
+/* Decode one pair into a (initialised by the caller).  0, or ICPD_EASSET
+ * when the pair must be skipped (reported with log_warn). */
+int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *zone,
+	struct asset *a);
+
+/* A CPLAlbum record → album (0), or 1 when it is not one to offer (root
+ * folders, deleted).  A name that cannot be decoded is reported and the
+ * record name used instead. */
+int cloudkit_album_from_record(const json_t *r, struct cloudkit_album *out);
+
+/* Field helpers. */
+const json_t *cloudkit_field(const json_t *rec, const char *name);  /* fields.NAME.value */
+const char *cloudkit_field_str(const json_t *rec, const char *name);
+bool cloudkit_field_int(const json_t *rec, const char *name, int64_t *out);
+
+/* Append to page (grows arrays). */
+void cloudkit_page_push(struct cloudkit_page *page, struct asset *a, enum cloudkit_change c);
+
+#endif

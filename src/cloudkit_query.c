@@ -1,0 +1,619 @@
+/*
+ * Listing iterator (cloudkit-photos.md §3.2–§3.4) and incremental listing
+ * with sync tokens (§7.2).  Pages are fetched by startRank, in parallel
+ * when the count is known, decoded, paired and handed out one asset at a
+ * time; at most `parallelism` pages are held.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cloudkit_p.h"
+#include "icpd/asset.h"
+#include "icpd/cloudkit.h"
+#include "icpd/error.h"
+#include "icpd/log.h"
+#include "icpd/util.h"
+#include "icpd/banned.h"
+
+#define PAGE_PAIRS 100
+#define RESULTS_LIMIT 200
+#define LOOKUP_BATCH 200
+#define MAX_EMPTY_CHANGE_PAGES 100000
+
+static const char *const desired_keys[] = {
+#define RES(x) x "Width", x "Height", x "FileType", x "Fingerprint", x "Res"
+	RES("resJPEGFull"), RES("resJPEGLarge"), RES("resJPEGMed"), RES("resJPEGThumb"),
+	RES("resVidFull"), RES("resVidMed"), RES("resVidSmall"), RES("resSidecar"),
+	"itemType", "dataClassType", "filenameEnc", "originalOrientation",
+	RES("resOriginal"), RES("resOriginalAlt"), RES("resOriginalVidCompl"),
+#undef RES
+	"isDeleted", "isExpunged", "dateExpunged", "remappedRef", "recordName", "recordType",
+	"recordChangeTag", "masterRef", "adjustmentRenderType", "assetDate", "addedDate",
+	"isFavorite", "isHidden", "orientation", "duration", "assetSubtype", "assetSubtypeV2",
+	"assetHDRType", "burstFlags", "burstFlagsExt", "burstId", "captionEnc", "locationEnc",
+	"locationV2Enc", "locationLatitude", "locationLongitude", "adjustmentType",
+	"timeZoneOffset", "vidComplDurValue", "vidComplDurScale", "vidComplDispValue",
+	"vidComplDispScale", "keywordsEnc", "extendedDescEnc", "adjustedMediaMetaDataEnc",
+	"adjustmentSimpleDataEnc", "vidComplVisibilityState", "customRenderedValue",
+	"containerId", "itemId", "position", "isKeyAsset",
+};
+
+enum mode { MODE_LIST, MODE_CHANGES };
+
+struct cloudkit_query {
+	struct cloudkit *ck;
+	enum mode mode;
+	char *list_type;
+	json_t *extra_filters;   /* array appended after startRank and direction */
+	int64_t rank;
+	int64_t count;           /* -1 unknown */
+	size_t batch;            /* pages in the request batch being decoded */
+	bool eof;
+	bool failed;
+	struct cloudkit_page page;
+	size_t pos;
+	struct cloudkit_pairs pairs;
+	long skipped;
+
+	/* tokens */
+	struct cloudkit_tokens *tokens;
+	char *db_key, *zone_key, *zoneid_key;
+	char *zone_token;        /* changes mode: the token to ask with next */
+	char *new_zone_token;    /* to store at commit */
+	char *new_db_token;
+	bool want_tokens;
+};
+
+const char *cloudkit_change_name(enum cloudkit_change c)
+{
+	static const char *const names[] = { "new", "edited", "favorited", "hidden", "soft-deleted",
+		"purged" };
+
+	return (unsigned)c < ARRAY_SIZE(names) ? names[c] : "?";
+}
+
+static json_t *desired_json(void)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < ARRAY_SIZE(desired_keys); i++) {
+		json_array_append_new(a, json_string(desired_keys[i]));
+	}
+	return a;
+}
+
+static json_t *filter(const char *name, const char *type, json_t *value)
+{
+	return json_pack("{s:s,s:{s:s,s:o},s:s}", "fieldName", name, "fieldValue", "type", type,
+		"value", value, "comparator", "EQUALS");
+}
+
+static json_t *page_body(const struct cloudkit_query *it, int64_t rank)
+{
+	json_t *filters = json_array();
+	size_t i;
+	json_t *f;
+
+	json_array_append_new(filters, filter("startRank", "INT64", json_integer(rank)));
+	json_array_append_new(filters, filter("direction", "STRING", json_string("ASCENDING")));
+	json_array_foreach(it->extra_filters, i, f) {
+		json_array_append(filters, f);
+	}
+	return json_pack("{s:{s:o,s:s},s:i,s:o,s:o}", "query", "filterBy", filters, "recordType",
+		it->list_type, "resultsLimit", RESULTS_LIMIT, "desiredKeys", desired_json(), "zoneID",
+		cloudkit_zone_json(it->ck));
+}
+
+static struct cloudkit_query *query_alloc(struct cloudkit *ck)
+{
+	struct cloudkit_query *it = xcalloc(1, sizeof(*it));
+
+	it->ck = ck;
+	it->count = -1;
+	it->extra_filters = json_array();
+	cloudkit_pairs_init(&it->pairs, false);
+	return it;
+}
+
+static int setup_listing(struct cloudkit_query *it, const char *album)
+{
+	struct cloudkit *ck = it->ck;
+	const char *count_type = "CPLAssetByAssetDateWithoutHiddenOrDeleted";
+	char *owned_count = NULL;
+	int err = 0;
+
+	free(it->list_type);
+	it->list_type = NULL;
+	json_array_clear(it->extra_filters);
+	if (!album) {
+		it->list_type = xstrdup("CPLAssetAndMasterByAssetDateWithoutHiddenOrDeleted");
+	} else {
+		for (const struct cloudkit_smart_folder *f = cloudkit_smart_folders; f->name; f++) {
+			if (strcmp(f->name, album) == 0) {
+				it->list_type = xstrdup(f->list_type);
+				count_type = f->count_type;
+				if (f->tag) {
+					json_array_append_new(it->extra_filters,
+						filter("smartAlbum", "STRING", json_string(f->tag)));
+				}
+				break;
+			}
+		}
+	}
+	if (!it->list_type) {
+		struct cloudkit_album *albums = NULL;
+		size_t n = 0;
+
+		err = cloudkit_albums(ck, false, &albums, &n);
+		if (err < 0) {
+			return err;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (albums[i].kind == ALBUM_USER &&
+				(strcmp(albums[i].name, album) == 0 || strcmp(albums[i].id, album) == 0)) {
+				it->list_type = xstrdup("CPLContainerRelationLiveByAssetDate");
+				json_array_append_new(it->extra_filters,
+					filter("parentId", "STRING", json_string(albums[i].id)));
+				owned_count = xasprintf("CPLContainerRelationNotDeletedByAssetDate:%s",
+					albums[i].id);
+				count_type = owned_count;
+				break;
+			}
+		}
+		cloudkit_albums_free(albums, n);
+		if (!it->list_type) {
+			error_set(ICPD_ENOTFOUND, "unknown album '%s'", album);
+			error_hint("'icpd list albums' shows the albums of this library");
+			return ICPD_ENOTFOUND;
+		}
+	}
+	if (ck->opts.parallelism > 1) {
+		err = cloudkit_count(ck, count_type, &it->count);
+		if (err < 0) {
+			log_warn("cannot count '%s' (%s); listing one page at a time",
+				album ? album : "all photos", error_message());
+			error_clear();
+			it->count = -1;
+			err = 0;
+		}
+	}
+	free(owned_count);
+	return err;
+}
+
+int cloudkit_query_new(struct cloudkit_query **out, struct cloudkit *ck, const char *album)
+{
+	struct cloudkit_query *it = query_alloc(ck);
+	int err = setup_listing(it, album);
+
+	if (err < 0) {
+		cloudkit_query_free(it);
+		*out = NULL;
+		return err;
+	}
+	*out = it;
+	return 0;
+}
+
+void cloudkit_query_free(struct cloudkit_query *it)
+{
+	if (!it) {
+		return;
+	}
+	free(it->list_type);
+	json_decref(it->extra_filters);
+	cloudkit_page_release(&it->page);
+	cloudkit_pairs_release(&it->pairs);
+	free(it->db_key);
+	free(it->zone_key);
+	free(it->zoneid_key);
+	free(it->zone_token);
+	free(it->new_zone_token);
+	free(it->new_db_token);
+	free(it);
+}
+
+bool cloudkit_query_is_full(const struct cloudkit_query *it)
+{
+	return it->mode == MODE_LIST;
+}
+
+long cloudkit_query_skipped(const struct cloudkit_query *it)
+{
+	return it->skipped;
+}
+
+/* ---------------------------------------------------------------- listing */
+
+static void set_token(char **dst, const json_t *resp)
+{
+	const char *t = json_string_value(json_object_get(resp, "syncToken"));
+
+	if (t && !*dst) {
+		*dst = xstrdup(t);
+	}
+}
+
+static int on_list_page(void *ctx, size_t i, json_t *resp)
+{
+	struct cloudkit_query *it = ctx;
+	size_t before = it->page.masters, got;
+	int err;
+
+	if (it->want_tokens) {
+		set_token(&it->new_zone_token, resp);
+	}
+	err = cloudkit_pairs_page(&it->pairs, json_object_get(resp, "records"), it->ck->zone.name,
+		&it->page);
+	if (err < 0) {
+		return err;
+	}
+	got = it->page.masters - before;
+	it->rank += (int64_t)got;
+	if (got == 0) {
+		it->eof = true;
+		return 1;
+	}
+	if (got < PAGE_PAIRS && i + 1 < it->batch) {
+		/* a short page in the middle: the rest was fetched at ranks
+		 * that no longer line up; ask again from the new rank */
+		log_debug("short page at rank %lld; re-reading from there", (long long)it->rank);
+		return 1;
+	}
+	return 0;
+}
+
+static int fetch_list(struct cloudkit_query *it)
+{
+	struct cloudkit *ck = it->ck;
+	size_t k = 1, i;
+	json_t **bodies;
+	int err = 0;
+
+	if (it->count >= 0 && ck->opts.parallelism > 1 && it->rank < it->count) {
+		int64_t left = it->count - it->rank;
+
+		k = (size_t)((left + PAGE_PAIRS - 1) / PAGE_PAIRS);
+		if (k > (size_t)ck->opts.parallelism) {
+			k = (size_t)ck->opts.parallelism;
+		}
+	}
+	bodies = xcalloc(k, sizeof(json_t *));
+	for (i = 0; i < k; i++) {
+		bodies[i] = page_body(it, it->rank + (int64_t)i * PAGE_PAIRS);
+	}
+	it->batch = k;
+	err = cloudkit_post_many(ck, ck->zone.shared_db, "records/query", bodies, k, on_list_page, it);
+	for (i = 0; i < k; i++) {
+		json_decref(bodies[i]);
+	}
+	free(bodies);
+	return err;
+}
+
+/* ---------------------------------------------------------------- changes */
+
+static bool token_rejected(const json_t *zresp)
+{
+	return json_object_get(zresp, "serverErrorCode") != NULL;
+}
+
+static int lookup_masters(struct cloudkit_query *it)
+{
+	struct cloudkit *ck = it->ck;
+	const char *key;
+	json_t *v, *names = json_array();
+	int err = 0;
+
+	json_object_foreach(it->pairs.assets, key, v) {
+		json_array_append_new(names, json_pack("{s:s}", "recordName", key));
+	}
+	for (size_t start = 0; err == 0 && start < json_array_size(names); start += LOOKUP_BATCH) {
+		json_t *recs = json_array(), *body, *resp = NULL, *r;
+		size_t i;
+
+		for (i = start; i < json_array_size(names) && i < start + LOOKUP_BATCH; i++) {
+			json_array_append(recs, json_array_get(names, i));
+		}
+		body = json_pack("{s:o,s:o,s:o}", "records", recs, "zoneID", cloudkit_zone_json(ck),
+			"desiredKeys", desired_json());
+		err = cloudkit_post(ck, ck->zone.shared_db, "records/lookup", body, true, &resp);
+		json_decref(body);
+		if (err < 0) {
+			break;
+		}
+		json_array_foreach(json_object_get(resp, "records"), i, r) {
+			const char *type = json_string_value(json_object_get(r, "recordType"));
+
+			if (type && strcmp(type, "CPLMaster") == 0) {
+				cloudkit_pairs_lone_asset(&it->pairs, r, ck->zone.name, &it->page);
+			}
+		}
+		json_decref(resp);
+	}
+	json_decref(names);
+	return err;
+}
+
+/* 1: the token was rejected (caller falls back to a full listing). */
+static int fetch_changes(struct cloudkit_query *it)
+{
+	struct cloudkit *ck = it->ck;
+	int err = 0;
+
+	for (int guard = 0; guard < MAX_EMPTY_CHANGE_PAGES && it->page.n == 0 && !it->eof; guard++) {
+		json_t *body = json_pack("{s:[{s:o,s:s,s:i,s:o}]}", "zones", "zoneID",
+			cloudkit_zone_json(ck), "syncToken", it->zone_token, "resultsLimit", RESULTS_LIMIT,
+			"desiredKeys", desired_json());
+		json_t *resp = NULL, *z;
+		const char *tok;
+
+		err = cloudkit_post(ck, ck->zone.shared_db, "changes/zone", body, true, &resp);
+		json_decref(body);
+		if (err == ICPD_EPROTO) {
+			return 1; /* BAD_REQUEST in the body: unknown/garbled token */
+		}
+		if (err < 0) {
+			return err;
+		}
+		z = json_array_get(json_object_get(resp, "zones"), 0);
+		if (!z || token_rejected(z)) {
+			log_warn("changes/zone: %s", z ? json_string_value(json_object_get(z,
+							  "serverErrorCode")) : "no zone in the answer");
+			json_decref(resp);
+			return 1;
+		}
+		err = cloudkit_pairs_page(&it->pairs, json_object_get(z, "records"), ck->zone.name,
+			&it->page);
+		tok = json_string_value(json_object_get(z, "syncToken"));
+		if (tok) {
+			free(it->zone_token);
+			it->zone_token = xstrdup(tok);
+		}
+		if (!json_is_true(json_object_get(z, "moreComing"))) {
+			it->eof = true;
+		}
+		json_decref(resp);
+		if (err < 0) {
+			return err;
+		}
+	}
+	if (it->eof) {
+		free(it->new_zone_token);
+		it->new_zone_token = it->zone_token ? xstrdup(it->zone_token) : NULL;
+		err = lookup_masters(it);
+	}
+	return err;
+}
+
+/* ---------------------------------------------------------------- next */
+
+static int refill(struct cloudkit_query *it)
+{
+	int err;
+
+	cloudkit_page_release(&it->page);
+	it->pos = 0;
+	while (it->page.n == 0) {
+		if (it->eof) {
+			cloudkit_pairs_flush(&it->pairs, it->ck->zone.name, &it->page);
+			it->skipped += it->page.skipped;
+			it->page.skipped = 0;
+			return it->page.n ? 0 : ICPD_ITEROVER;
+		}
+		if (it->mode == MODE_LIST) {
+			err = fetch_list(it);
+		} else {
+			err = fetch_changes(it);
+			if (err == 1) {
+				log_warn("the stored sync token of library '%s' was rejected; listing "
+					 "everything", it->ck->zone.name);
+				error_clear();
+				it->mode = MODE_LIST;
+				it->rank = 0;
+				it->eof = false;
+				cloudkit_pairs_release(&it->pairs);
+				cloudkit_pairs_init(&it->pairs, false);
+				cloudkit_page_release(&it->page);
+				free(it->new_zone_token);
+				it->new_zone_token = NULL;
+				err = setup_listing(it, NULL);
+			}
+		}
+		it->skipped += it->page.skipped;
+		it->page.skipped = 0;
+		if (err < 0) {
+			return err;
+		}
+	}
+	return 0;
+}
+
+int cloudkit_query_next_change(struct asset *out, enum cloudkit_change *change,
+	struct cloudkit_query *it)
+{
+	int err;
+
+	asset_init(out);
+	if (it->failed) {
+		return error_set(ICPD_EINTERNAL, "listing iterator used after an error");
+	}
+	if (it->pos >= it->page.n) {
+		err = refill(it);
+		if (err < 0) {
+			if (err != ICPD_ITEROVER) {
+				it->failed = true;
+			}
+			return err;
+		}
+	}
+	*out = it->page.assets[it->pos];
+	if (change) {
+		*change = it->mode == MODE_LIST ? CHANGE_NEW : it->page.changes[it->pos];
+	}
+	asset_init(&it->page.assets[it->pos]);
+	it->pos++;
+	return 0;
+}
+
+int cloudkit_query_next(struct asset *out, struct cloudkit_query *it)
+{
+	return cloudkit_query_next_change(out, NULL, it);
+}
+
+/* ---------------------------------------------------------------- incremental */
+
+static char *zone_desc(const struct cloudkit *ck)
+{
+	return xasprintf("%d\t%s\t%s", ck->zone.shared_db ? 1 : 0,
+		ck->zone.owner ? ck->zone.owner : "", ck->zone.zone_type ? ck->zone.zone_type : "");
+}
+
+int cloudkit_query_new_incremental(struct cloudkit_query **out, struct cloudkit *ck,
+	struct cloudkit_tokens *tokens, bool *full)
+{
+	struct cloudkit_query *it = query_alloc(ck);
+	const char *db = ck->zone.shared_db ? "shared" : "private";
+	char *db_token = NULL, *zone_token = NULL;
+	int err;
+
+	*out = NULL;
+	it->tokens = tokens;
+	it->want_tokens = true;
+	it->db_key = xasprintf("db:%s", db);
+	it->zone_key = xasprintf("zone:%s:%s", db, ck->zone.name);
+	it->zoneid_key = xasprintf("zoneid:%s", ck->zone.name);
+	err = tokens->get(tokens->ctx, it->zone_key, &zone_token);
+	if (err == 0) {
+		err = tokens->get(tokens->ctx, it->db_key, &db_token);
+	}
+	if (err < 0) {
+		goto done;
+	}
+	if (zone_token && *zone_token) {
+		bool zone_changed = true;
+
+		if (db_token && *db_token) {
+			json_t *body = json_pack("{s:s}", "syncToken", db_token), *resp = NULL, *z;
+			size_t i;
+
+			err = cloudkit_post(ck, ck->zone.shared_db, "changes/database", body, true, &resp);
+			json_decref(body);
+			if (err == ICPD_EPROTO) {
+				log_warn("the stored database sync token was rejected (%s); asking the zone",
+					error_message());
+				error_clear();
+				err = 0;
+			} else if (err < 0) {
+				goto done;
+			} else {
+				zone_changed = false;
+				json_array_foreach(json_object_get(resp, "zones"), i, z) {
+					const char *zn = json_string_value(
+						json_object_get(json_object_get(z, "zoneID"), "zoneName"));
+
+					if (zn && strcmp(zn, ck->zone.name) == 0) {
+						zone_changed = true;
+					}
+				}
+				set_token(&it->new_db_token, resp);
+				json_decref(resp);
+			}
+		}
+		it->mode = MODE_CHANGES;
+		cloudkit_pairs_release(&it->pairs);
+		cloudkit_pairs_init(&it->pairs, true);
+		it->zone_token = xstrdup(zone_token);
+		if (!zone_changed) {
+			it->eof = true;
+			it->new_zone_token = xstrdup(zone_token);
+		}
+		*full = false;
+	} else {
+		json_t *body = json_object(), *resp = NULL;
+
+		/* the db token first, so nothing between it and the listing is lost */
+		err = cloudkit_post(ck, ck->zone.shared_db, "changes/database", body, true, &resp);
+		json_decref(body);
+		if (err < 0) {
+			log_warn("cannot get a database sync token (%s); the next run asks the zone",
+				error_message());
+			error_clear();
+			err = 0;
+		} else {
+			set_token(&it->new_db_token, resp);
+			json_decref(resp);
+		}
+		it->mode = MODE_LIST;
+		err = setup_listing(it, NULL);
+		*full = true;
+	}
+done:
+	free(db_token);
+	free(zone_token);
+	if (err < 0) {
+		cloudkit_query_free(it);
+		return err;
+	}
+	*out = it;
+	return 0;
+}
+
+int cloudkit_query_commit_tokens(struct cloudkit_query *it)
+{
+	struct cloudkit_tokens *t = it->tokens;
+	char *desc;
+	int err = 0;
+
+	if (!t) {
+		return 0;
+	}
+	if (!it->eof || it->failed) {
+		return error_set(ICPD_EINTERNAL, "sync tokens committed before the listing ended");
+	}
+	desc = zone_desc(it->ck);
+	err = t->put(t->ctx, it->zoneid_key, desc);
+	free(desc);
+	if (err == 0 && it->new_zone_token) {
+		err = t->put(t->ctx, it->zone_key, it->new_zone_token);
+	}
+	if (err == 0 && it->new_db_token) {
+		err = t->put(t->ctx, it->db_key, it->new_db_token);
+	}
+	return err;
+}
+
+int cloudkit_select_library_cached(struct cloudkit *ck, const char *name,
+	struct cloudkit_tokens *tokens)
+{
+	char *key = xasprintf("zoneid:%s", name ? name : "PrimarySync");
+	char *desc = NULL;
+	int err = tokens ? tokens->get(tokens->ctx, key, &desc) : 0;
+
+	free(key);
+	if (err < 0) {
+		return err;
+	}
+	if (desc) {
+		char *owner = strchr(desc, '\t'), *type = owner ? strchr(owner + 1, '\t') : NULL;
+
+		if (owner && type) {
+			*owner++ = '\0';
+			*type++ = '\0';
+			free(ck->zone.name);
+			free(ck->zone.owner);
+			free(ck->zone.zone_type);
+			ck->zone.name = xstrdup(name ? name : "PrimarySync");
+			ck->zone.shared_db = desc[0] == '1';
+			ck->zone.owner = *owner ? xstrdup(owner) : NULL;
+			ck->zone.zone_type = *type ? xstrdup(type) : NULL;
+			free(desc);
+			return 0;
+		}
+		free(desc);
+	}
+	return cloudkit_select_library(ck, name);
+}
