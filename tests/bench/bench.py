@@ -99,10 +99,13 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def measure(argv, env, out_path, stdin_data=None):
-    """Run argv, return the measurements of its process tree."""
+def measure(argv, env, out_path, stdin_data=None, kill_at=None):
+    """Run argv, return the measurements of its process tree.  kill_at: a
+    time.time() after which the whole tree is killed (result marked)."""
+    load0 = os.getloadavg()[0]
+    killed = [False]
     with open(out_path, "wb") as out:
-        p = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+        p = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                              stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
         t0 = time.monotonic()
         if stdin_data is not None:
@@ -114,6 +117,12 @@ def measure(argv, env, out_path, stdin_data=None):
         def sample():
             while not done.is_set():
                 peak[0] = max(peak[0], tree_rss_kb(p.pid))
+                if kill_at and time.time() > kill_at and not killed[0]:
+                    killed[0] = True
+                    try:
+                        os.killpg(p.pid, 9)
+                    except OSError:
+                        pass
                 done.wait(0.05)
         th = threading.Thread(target=sample, daemon=True)
         th.start()
@@ -124,7 +133,8 @@ def measure(argv, env, out_path, stdin_data=None):
         p.returncode = os.waitstatus_to_exitcode(status)
     return {"wall": t1 - t0, "user": ru.ru_utime, "sys": ru.ru_stime,
             "cpu": ru.ru_utime + ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024.0,
-            "tree_rss_mb": peak[0] / 1024.0, "rc": p.returncode}
+            "tree_rss_mb": peak[0] / 1024.0, "rc": p.returncode, "killed": killed[0],
+            "load": (load0 + os.getloadavg()[0]) / 2}
 
 
 # ---------------------------------------------------------------- the fake
@@ -135,7 +145,7 @@ class Fake:
         ready = os.path.join(self.state, "ready.json")
         if os.path.exists(ready):
             os.unlink(ready)
-        self.proc = subprocess.Popen([PY, os.path.join(FAKE, "server.py"), "--port", "443", "--hosts", "apple",
+        self.proc = subprocess.Popen([PY, os.path.join(HERE, "fake_nodelay.py"), "--port", "443", "--hosts", "apple",
                                       "--state-dir", self.state, "--accounts", accounts_path,
                                       "--control-port", "0"],
                                      stdout=subprocess.DEVNULL, stderr=self.errf)
@@ -313,6 +323,10 @@ def run_scenario(a, name, tools, fake, results):
                            "downloaded in the untimed preparation run, so both start from a complete "
                            "folder; icpd also has its state database with the sync tokens of that run.")
     for r in range(rounds):
+        if a.stop_at and time.time() > a.stop_at:
+            sc["notes"].append("rounds %d..%d not run: past --stop-at" % (r, rounds - 1))
+            log("%s: past --stop-at, skipping rounds %d.." % (name, r))
+            break
         for t in tools:
             out = outs[t.name]
             if kind in ("list", "download"):
@@ -324,7 +338,7 @@ def run_scenario(a, name, tools, fake, results):
             fake.reset()
             fcpu0 = fake.cpu()
             logf = os.path.join(a.work, "%s-%s-%d.log" % (name, t.name, r))
-            m = measure(argv, t.env(), logf)
+            m = measure(argv, t.env(), logf, kill_at=a.kill_at)
             m["fake_cpu"] = fake.cpu() - fcpu0
             m["requests"] = fake.counts()
             m["files"] = count_files(out)
@@ -334,19 +348,22 @@ def run_scenario(a, name, tools, fake, results):
                 "(%d downloads), %d files, rc %d, fake cpu %.1f s" %
                 (name, t.name, r, m["wall"], m["cpu"], m["maxrss_mb"], m["tree_rss_mb"],
                  m["requests"]["total"], m["requests"]["download"], m["files"], m["rc"], m["fake_cpu"]))
-            if m["rc"] != 0:
+            if m["killed"]:
+                sc["notes"].append("%s round %d was KILLED at the --kill-at deadline after %.0f s; its numbers "
+                                   "are not a result" % (t.name, r, m["wall"]))
+            elif m["rc"] != 0:
                 sc["notes"].append("%s round %d exited %d (log %s)" % (t.name, r, m["rc"], logf))
     return sc
 
 
 # ---------------------------------------------------------------- report
 def med(runs, tool, key):
-    v = [r[key] for r in runs if r["tool"] == tool]
+    v = [r[key] for r in runs if r["tool"] == tool and not r.get("killed")]
     return statistics.median(v) if v else None
 
 
 def med_req(runs, tool, key="total"):
-    v = [r["requests"][key] for r in runs if r["tool"] == tool]
+    v = [r["requests"][key] for r in runs if r["tool"] == tool and not r.get("killed")]
     return statistics.median(v) if v else None
 
 
@@ -417,7 +434,14 @@ def write_report(a, results):
                  "bundle bind-mounted), each tool with its built-in Apple endpoints")
     lines.append("* rounds: A B A B … (icpd first), %d per scenario%s; medians below" %
                  (a.rounds, (", %d for list100k" % a.rounds_100k) if a.rounds_100k else ""))
-    lines.append("* command: `%s`\n" % results["argv"])
+    lines.append("* command: `%s`" % results["argv"])
+    loads = [r.get("load", 0) for sc in results["scenarios"].values() for r in sc["runs"]]
+    if loads:
+        lines.append("* machine load during the runs: 1-minute load average %.1f–%.1f on %s CPUs (other "
+                     "work was running on the machine; wall times are inflated by CPU contention for both "
+                     "tools alike — CPU seconds are the steadier measure)" % (min(loads), max(loads), m.get("nproc")))
+    lines.append("* the fake runs through tests/bench/fake_nodelay.py (TCP_NODELAY on its sockets; without it "
+                 "every response waits ~40 ms on delayed ACK, a fake-only artifact)\n")
     lines.append("## Summary (medians)\n")
     lines.append("| scenario | assets | icpd wall s | icloudpd wall s | **speed ratio** | target | icpd CPU s | "
                  "icloudpd CPU s | CPU ratio | icpd peak RSS MB | icloudpd peak RSS MB | RSS ratio | "
@@ -445,17 +469,18 @@ def write_report(a, results):
                  "≤ 10 requests, peak RSS < 30 MB at 100k and ≤ 1/5 of icloudpd's, CPU ≤ 1/5 of icloudpd's.\n")
     lines.append("## Every run\n")
     lines.append("| scenario | tool | round | wall s | user s | sys s | maxrss MB | tree RSS MB | requests "
-                 "(auth / CloudKit / downloads) | files | exit | fake CPU s |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+                 "(auth / CloudKit / downloads) | files | exit | fake CPU s | load avg |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for name in ORDER:
         sc = results["scenarios"].get(name)
         if not sc:
             continue
         for r in sc["runs"]:
             q = r["requests"]
-            lines.append("| %s | %s | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %d (%d / %d / %d) | %d | %d | %.1f |" % (
+            lines.append("| %s | %s | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %d (%d / %d / %d) | %d | %s | %.1f | %.1f |" % (
                 name, r["tool"], r["round"], r["wall"], r["user"], r["sys"], r["maxrss_mb"], r["tree_rss_mb"],
-                q["total"], q["auth"], q["cloudkit"], q["download"], r["files"], r["rc"], r["fake_cpu"]))
+                q["total"], q["auth"], q["cloudkit"], q["download"], r["files"],
+                "killed" if r.get("killed") else r["rc"], r["fake_cpu"], r.get("load", 0)))
     lines.append("")
     lines.append("## Commands per scenario\n")
     for name in ORDER:
@@ -539,6 +564,15 @@ def write_svg(a, results):
 
 
 # ---------------------------------------------------------------- main
+def utc_today(hhmm):
+    """'HH:MM' (UTC, today) -> time.time() value; '' -> None."""
+    if not hhmm:
+        return None
+    h, m = hhmm.split(":")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.replace(hour=int(h), minute=int(m), second=0, microsecond=0).timestamp()
+
+
 def inner(a):
     w = a.work
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -581,10 +615,14 @@ def main():
     ap.add_argument("--work", help="work directory (default: a new /var/tmp/icpd-bench.*)")
     ap.add_argument("--out-dir", default=HERE, help="where RESULTS.md and chart.svg go")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--stop-at", default="", help="HH:MM UTC: start no new round after this")
+    ap.add_argument("--kill-at", default="", help="HH:MM UTC: kill a run still going at this time")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.rounds is None:
         a.rounds = 1 if a.quick else 3
+    a.stop_at_s, a.kill_at_s = a.stop_at, a.kill_at
+    a.stop_at, a.kill_at = utc_today(a.stop_at), utc_today(a.kill_at)
     a.scenarios = [s for s in a.scenarios.split(",") if s]
     for s in a.scenarios:
         if s not in SCENARIOS:
@@ -645,6 +683,10 @@ def main():
             "--rounds-100k", str(a.rounds_100k), "--scenarios", ",".join(a.scenarios), "--out-dir", a.out_dir]
     if a.assets:
         argv += ["--assets", a.assets]
+    if a.stop_at_s:
+        argv += ["--stop-at", a.stop_at_s]
+    if a.kill_at_s:
+        argv += ["--kill-at", a.kill_at_s]
     if a.quick:
         argv.append("--quick")
     rc = subprocess.run(argv).returncode
