@@ -514,6 +514,10 @@ def write_report(a, results):
         lines.append("")
     for extra in results.get("notes", []):
         lines.append(extra + "\n")
+    prof = os.path.join(HERE, "PROFILE.md")
+    if os.path.exists(prof):
+        with open(prof) as f:
+            lines.append(f.read())
     os.makedirs(a.out_dir, exist_ok=True)
     path = os.path.join(a.out_dir, "RESULTS.md")
     with open(path + ".tmp", "w") as f:
@@ -630,6 +634,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--stop-at", default="", help="HH:MM UTC: start no new round after this")
     ap.add_argument("--kill-at", default="", help="HH:MM UTC: kill a run still going at this time")
+    ap.add_argument("--report-only", metavar="WORKDIR",
+                    help="rewrite RESULTS.md and chart.svg from WORKDIR/results.json (no runs)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.rounds is None:
@@ -646,6 +652,10 @@ def main():
         SCENARIOS[k] = (t.replace("100k", v).replace("10k", v).replace("2k", v), (int(v), int(v)), kind)
     if a.inner:
         return inner(a)
+    if a.report_only:
+        with open(os.path.join(a.report_only, "results.json")) as f:
+            write_report(a, json.load(f))
+        return 0
 
     if os.geteuid() != 0:
         print("bench: needs root (unshare --net, port 443)", file=sys.stderr)
