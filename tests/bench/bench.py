@@ -632,6 +632,9 @@ def main():
     ap.add_argument("--work", help="work directory (default: a new /var/tmp/icpd-bench.*)")
     ap.add_argument("--out-dir", default=HERE, help="where RESULTS.md and chart.svg go")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--size-scale", type=float, default=1.0,
+                    help="file size factor of the download library (generator's size_scale; the default "
+                         "files are 6-300 KB, too small for the 10 MB/s cap to bind)")
     ap.add_argument("--stop-at", default="", help="HH:MM UTC: start no new round after this")
     ap.add_argument("--kill-at", default="", help="HH:MM UTC: kill a run still going at this time")
     ap.add_argument("--report-only", metavar="WORKDIR",
@@ -672,6 +675,8 @@ def main():
         spec = {"generate": {"count": n, "seed": "bench-%d" % n, "hostile": "none"}}
         if kind == "download":
             spec["faults"] = {"bandwidth": BANDWIDTH}
+            if a.size_scale != 1.0:
+                spec["generate"]["size_scale"] = a.size_scale
         lp = os.path.join(w, "lib-%s.json" % name)
         with open(lp, "w") as f:
             json.dump(spec, f)
@@ -706,6 +711,8 @@ def main():
             "--rounds-100k", str(a.rounds_100k), "--scenarios", ",".join(a.scenarios), "--out-dir", a.out_dir]
     if a.assets:
         argv += ["--assets", a.assets]
+    if a.size_scale != 1.0:
+        argv += ["--size-scale", str(a.size_scale)]
     if a.stop_at_s:
         argv += ["--stop-at", a.stop_at_s]
     if a.kill_at_s:
