@@ -480,6 +480,28 @@ def write_report(a, results):
                  "downloads).\n")
     lines.append("Targets of issue 8: listing ≥ 10×, capped full download ≥ 3×, no-op re-sync ≥ 50× and "
                  "≤ 10 requests, peak RSS < 30 MB at 100k and ≤ 1/5 of icloudpd's, CPU ≤ 1/5 of icloudpd's.\n")
+    lines.append("| scenario | speed | requests | peak RSS | CPU |")
+    lines.append("|---|---|---|---|---|")
+
+    def verdict(ok, text):
+        return ("met (%s)" if ok else "**NOT met** (%s)") % text
+    for name in ORDER:
+        sc = results["scenarios"].get(name)
+        if not sc or not sc["runs"]:
+            continue
+        s = summary(sc)
+        i, p = s["icpd"], s["icloudpd"]
+        if i["wall"] is None or p["wall"] is None:
+            continue
+        sp, cp, mp = ratio(i["wall"], p["wall"]), ratio(i["cpu"], p["cpu"]), ratio(i["peak_mb"], p["peak_mb"])
+        tgt = TARGETS[sc["kind"]][1]
+        req = verdict(i["requests"] <= 10, "%d ≤ 10" % i["requests"]) if sc["kind"] == "resync" else "–"
+        rss = verdict(mp >= 5, "%.1f× ≥ 5×" % mp)
+        if name == "list100k":
+            rss = verdict(mp >= 5 and i["peak_mb"] < 30, "%.1f MB < 30 MB, %.1f× ≥ 5×" % (i["peak_mb"], mp))
+        lines.append("| %s | %s | %s | %s | %s |" % (name, verdict(sp >= tgt, "%.1f× ≥ %d×" % (sp, tgt)), req, rss,
+                                                     verdict(cp >= 5, "%.1f× ≥ 5×" % cp)))
+    lines.append("")
     lines.append("## Every run\n")
     lines.append("| scenario | tool | round | wall s | user s | sys s | maxrss MB | tree RSS MB | requests "
                  "(auth / CloudKit / downloads) | files | exit | fake CPU s | load avg |")
