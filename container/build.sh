@@ -103,8 +103,17 @@ ok "base image $base present"
 t0=$(now)
 if podman build --pull=never --network=host \
 	-v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro \
+	--ignorefile "$here/containerignore" \
 	-f "$here/Containerfile" -t "$image" "$root" >"$cache/build.log" 2>&1; then
-	ok "podman build $image ($(($(now) - t0)) s; unit tests ran in the build stage: $(grep -Eo '^Ok: +[0-9]+' "$cache/build.log" | tail -1 | tr -s ' '), log $cache/build.log)"
+	# the build stage's meson test step: its result, or that the layer came from the cache
+	if units=$(grep -Eo '^(Ok|Fail): +[0-9]+' "$cache/build.log" | tr -s ' ' | tr '\n' ' ') && [ -n "$units" ]; then
+		units="unit tests in the build stage: $units"
+	elif grep -A1 'meson test -C build' "$cache/build.log" | grep -q 'Using cache'; then
+		units="unit-test step reused from the layer cache (same sources passed before)"
+	else
+		units="unit-test result not found in the log"
+	fi
+	ok "podman build $image ($(($(now) - t0)) s; $units; log $cache/build.log)"
 else
 	tail -30 "$cache/build.log"
 	bad "podman build (log: $cache/build.log)"

@@ -15,7 +15,8 @@
 # Checks:
 #   1. the k8s ConfigMap's config file is accepted (no exit 2)
 #   2. `icpd sync` before any sign-in exits 3 (auth required), never prompts
-#   3. `icpd auth` with the 2FA code piped in exits 0 and saves a session in /config
+#   3. `icpd auth` with the 2FA code piped in exits 0 and saves a session in /config,
+#      which shows neither the password nor cookie names in clear text
 #   4. `icpd sync` exits 0; the tree equals what icloudpd would write for the fake's library
 #      (paths, sizes, mtimes; tests/fake_icloud/expected_tree.py); no temp files left
 #   5. a second `icpd sync` exits 0, downloads nothing, leaves the tree unchanged
@@ -129,7 +130,14 @@ inside() {
 	else
 		bad "auth: exit $rc: $(tail -3 "$W/out-auth.log")"
 	fi
-	# TODO(auth): check the session files are 0600 and sealed (no cookie text readable)
+	# sealed session: no file in /config shows the password or cookie names in clear text
+	clear=$(grep -rlE "$PASSWORD|X-APPLE-WEBAUTH|X-Apple-Session-Token|trustToken" "$W/config" 2>/dev/null || true)
+	if [ -n "$(ls -A "$W/config")" ] && [ -z "$clear" ]; then
+		ok "session files in /config are not readable as clear text"
+	else
+		bad "session in clear text or missing: ${clear:-/config is empty}"
+	fi
+	# TODO(auth): once the file names are fixed, also check the session files are mode 0600
 
 	# 4. first sync
 	t0=$(date +%s)

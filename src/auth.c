@@ -342,14 +342,9 @@ static int ask(struct auth_ctx *ctx, const char *prompt, bool allow_empty, char 
 	size_t size)
 {
 	for (;;) {
-		char *line = NULL;
-		int err;
+		char *line = NULL, *p, *e;
+		int err = password_read_line(ctx->in, ctx->out, prompt, false, &line);
 
-		fprintf(ctx->out, "%s", prompt);
-		fflush(ctx->out);
-		char *p, *e;
-
-		err = password_read_line(ctx->in, false, &line);
 		if (err) {
 			return error_set(ICPD_EAUTH, "sign-in not finished: the input ended before an "
 						     "answer");

@@ -421,7 +421,7 @@ static int pool_ensure(struct cloudkit *ck, size_t n)
 	if ((size_t)ck->npool >= n) {
 		return 0;
 	}
-	ck->pool = xrealloc(ck->pool, n * sizeof(*ck->pool));
+	ck->pool = xrealloc(ck->pool, n * sizeof(struct http_client *));
 	while ((size_t)ck->npool < n) {
 		int err = http_client_new(&ck->pool[ck->npool], &ho);
 
@@ -446,6 +446,7 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 	struct http_request *reqs = xcalloc(n, sizeof(*reqs));
 	struct http_response *resps = xcalloc(n, sizeof(*resps));
 	int *errs = xcalloc(n, sizeof(int));
+	bool fresh_session = false;
 	int err = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -488,8 +489,10 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 			err = e;
 			break;
 		}
-		if (v == V_REVALIDATE) {
+		if (v == V_REVALIDATE && !fresh_session) {
+			/* once per batch: the other 421s of it had the old cookies */
 			err = revalidate(ck, what);
+			fresh_session = err == 0;
 		} else if (v == V_RETRY) {
 			if (delay < 0) {
 				delay = backoff(ck, 0);
@@ -1098,9 +1101,6 @@ int cloudkit_session_from_json_file(struct session *s, const char *path)
 		*fields[i] = v ? xstrdup(v) : NULL;
 	}
 	json_decref(root);
-	if (s->cookies) {
-		log_add_secret(s->cookies);
-	}
 	return 0;
 }
 

@@ -38,7 +38,8 @@ static uint64_t be(const unsigned char *p, unsigned n)
 
 static int bad(void)
 {
-	return error_set(ICPD_EPROTO, "malformed binary plist");
+	error_set(ICPD_EPROTO, "malformed binary plist");
+	return ICPD_EPROTO;
 }
 
 static int bp_open(struct bplist *b, const unsigned char *d, size_t len)
@@ -254,7 +255,7 @@ static void strings_free(char **v, size_t n)
 
 static int bp_strings(const unsigned char *d, size_t len, char ***out)
 {
-	struct bplist b;
+	struct bplist b = { 0 };
 	size_t pos;
 	unsigned type;
 	uint64_t n;
@@ -305,7 +306,7 @@ static void location_set(struct asset *a, const char *key, double v, bool is_dat
 
 static int bp_location(const unsigned char *d, size_t len, struct asset *a)
 {
-	struct bplist b;
+	struct bplist b = { 0 };
 	size_t pos;
 	unsigned type;
 	uint64_t n;

@@ -542,7 +542,6 @@ int cloudkit_query_new_incremental(struct cloudkit_query **out, struct cloudkit 
 			log_warn("cannot get a database sync token (%s); the next run asks the zone",
 				error_message());
 			error_clear();
-			err = 0;
 		} else {
 			set_token(&it->new_db_token, resp);
 			json_decref(resp);

@@ -461,9 +461,8 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 	if (cloudkit_field_int(asset, "dateExpunged", &iv)) {
 		a->date_expunged = iv;
 	}
-	if (cloudkit_field_int(asset, "orientation", &iv) && iv >= 0 && iv <= 8) {
-		a->orientation = (int)iv;
-	} else if (cloudkit_field_int(master, "originalOrientation", &iv) && iv >= 0 && iv <= 8) {
+	if ((cloudkit_field_int(asset, "orientation", &iv) && iv >= 0 && iv <= 8) ||
+		(cloudkit_field_int(master, "originalOrientation", &iv) && iv >= 0 && iv <= 8)) {
 		a->orientation = (int)iv;
 	}
 	if (cloudkit_field_int(asset, "assetSubtypeV2", &iv) && iv >= 0 && iv < 1000) {
@@ -642,6 +641,10 @@ int cloudkit_pairs_page(struct cloudkit_pairs *p, json_t *records, const char *z
 				a.purged = true;
 				cloudkit_page_push(page, &a, CHANGE_PURGED);
 				json_object_del(p->masters, name);
+			} else {
+				log_warn("record '%s' is marked deleted in a listing; skipped", name);
+				p->skipped++;
+				page->skipped++;
 			}
 			continue;
 		}

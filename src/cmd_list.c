@@ -86,7 +86,8 @@ static int signin_revalidate(void *ctx, struct session *s)
 	int err;
 
 	if (si->test) {
-		error_set(ICPD_EAUTH, "the test session was rejected");
+		error_set(ICPD_EAUTH, "the test session was rejected (HTTP 421)");
+		error_hint("run 'icpd auth' and list without ICPD_TEST_SESSION");
 		return ICPD_EAUTH;
 	}
 	err = auth_ensure_session(si->cfg, s, si->http, AUTH_UNATTENDED);

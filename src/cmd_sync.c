@@ -193,9 +193,8 @@ static int check_intact(const struct state_file *f, void *ud)
 	if (strncmp(f->path, in->dir, in->dirlen) != 0 || f->path[in->dirlen] != '/') {
 		return 0;
 	}
-	if (f->status == STATE_FAILED) {
-		in->broken++;
-	} else if (stat(f->path, &st) != 0 || (int64_t)st.st_size != f->size) {
+	if (f->status == STATE_FAILED || stat(f->path, &st) != 0 ||
+		(int64_t)st.st_size != f->size) {
 		in->broken++;
 	} else {
 		in->present++;

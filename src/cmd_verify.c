@@ -106,10 +106,19 @@ int cmd_verify(struct config *cfg)
 	}
 	bad = v.missing + v.wrong_size + v.wrong_hash;
 	if (cfg->json) {
-		printf("{\"database\": \"%s\", \"checked\": %ld, \"missing\": %ld, \"wrong_size\": %ld, "
+		printf("{\"database\": \"");
+		for (const char *c = path; *c; c++) {
+			if (*c == '"' || *c == '\\') {
+				printf("\\%c", *c);
+			} else if ((unsigned char)*c < 0x20) {
+				printf("\\u%04x", (unsigned char)*c);
+			} else {
+				putchar(*c);
+			}
+		}
+		printf("\", \"checked\": %ld, \"missing\": %ld, \"wrong_size\": %ld, "
 		       "\"wrong_checksum\": %ld, \"without_checksum\": %ld, \"failed_downloads\": %ld}\n",
-			path, v.checked, v.missing, v.wrong_size, v.wrong_hash, v.no_hash,
-			v.failed_rows);
+			v.checked, v.missing, v.wrong_size, v.wrong_hash, v.no_hash, v.failed_rows);
 	} else {
 		printf("%ld files checked%s: %ld missing, %ld with a wrong size", v.checked,
 			cfg->checksums ? " with checksums" : "", v.missing, v.wrong_size);

@@ -217,8 +217,10 @@ static int on_head(void *ud, const struct http_pool_head *h)
 		return -1;
 	}
 	if (size >= 0 && h->content_length >= 0 && x->start + h->content_length > size) {
+		long long announced = (long long)x->start + (long long)h->content_length;
+
 		set_verdict(x, V_RESTART, "the server announced %lld bytes, expected %lld",
-			(long long)(x->start + h->content_length), (long long)size);
+			announced, (long long)size);
 		return -1;
 	}
 	return 0;

@@ -418,6 +418,8 @@ int http_request_many(struct http_multi *hm, struct http_client **clients,
 	for (size_t i = 0; i < n; i++) {
 		request_prepare(clients[i], &reqs[i], &resps[i], &p[i]);
 		rcs[i] = CURLE_OK;
+		/* over HTTP/2 wait for the one connection and multiplex on it */
+		curl_easy_setopt(clients[i]->easy, CURLOPT_PIPEWAIT, 1L);
 		curl_multi_add_handle(m, clients[i]->easy);
 	}
 	do {

@@ -33,7 +33,9 @@ struct xfer {
 	char *content_type;
 	bool head_sent;
 	bool aborted;
+	bool paused;            /* by the bandwidth limit */
 	char errbuf[CURL_ERROR_SIZE];
+	struct http_pool *pool;
 	struct xfer *prev, *next;
 };
 
@@ -44,7 +46,34 @@ struct http_pool {
 	char *user_agent;
 	struct xfer *list;
 	size_t running;
+	/* --bandwidth-limit: one token bucket for all transfers.  libcurl's
+	 * CURLOPT_MAX_RECV_SPEED_LARGE averages over several seconds per
+	 * transfer, so a stream of small photos would pass unthrottled. */
+	double budget;          /* bytes that may arrive now */
+	double refilled;        /* monotonic seconds of the last refill */
+	size_t npaused;
 };
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void refill(struct http_pool *p)
+{
+	double now = now_mono();
+	double rate = (double)p->opts.max_recv_speed;
+	double cap = rate / 4 > 16384 ? rate / 4 : 16384; /* a quarter second of burst */
+
+	p->budget += (now - p->refilled) * rate;
+	if (p->budget > cap) {
+		p->budget = cap;
+	}
+	p->refilled = now;
+}
 
 char *http_pool_url_encode_braces(const char *url)
 {
@@ -84,6 +113,7 @@ int http_pool_new(struct http_pool **out, const struct http_pool_options *opts)
 	if (p->opts.idle_timeout <= 0) {
 		p->opts.idle_timeout = 60;
 	}
+	p->refilled = now_mono();
 	p->ca_file = p->opts.ca_file ? xstrdup(p->opts.ca_file) : NULL;
 	p->user_agent = xstrdup(p->opts.user_agent ? p->opts.user_agent : DEFAULT_UA);
 	p->multi = curl_multi_init();
@@ -127,12 +157,12 @@ void http_pool_free(struct http_pool *p)
 	if (!p) {
 		return;
 	}
-	while (p->list) {
-		struct xfer *x = p->list;
-
-		unlink_xfer(p, x);
+	for (struct xfer *x = p->list, *next; x; x = next) {
+		next = x->next;
 		xfer_free(p, x);
 	}
+	p->list = NULL;
+	p->running = 0;
 	if (p->multi) {
 		curl_multi_cleanup(p->multi);
 	}
@@ -287,10 +317,24 @@ static int send_head(struct xfer *x)
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
+	struct http_pool *p = x->pool;
 	size_t len = size * nmemb;
 
 	if (!x->head_sent && send_head(x) != 0) {
 		return 0;
+	}
+	if (p->opts.max_recv_speed > 0) {
+		refill(p);
+		if (p->budget <= 0) {
+			/* libcurl keeps these bytes and hands them over again after
+			 * curl_easy_pause(CURLPAUSE_CONT) */
+			if (!x->paused) {
+				x->paused = true;
+				p->npaused++;
+			}
+			return CURL_WRITEFUNC_PAUSE;
+		}
+		p->budget -= (double)len;
 	}
 	if (x->req.on_data && x->req.on_data(x->req.ud, data, len) != 0) {
 		x->aborted = true;
@@ -306,6 +350,7 @@ int http_pool_add(struct http_pool *p, const struct http_pool_request *req)
 	CURL *e;
 
 	x->url = xstrdup(req->url);
+	x->pool = p;
 	x->req = *req;
 	x->req.url = x->url;
 	head_reset(x);
@@ -335,11 +380,6 @@ int http_pool_add(struct http_pool *p, const struct http_pool_request *req)
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, p->opts.idle_timeout);
 	/* the body is media: never let libcurl decode it */
 	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
-	if (p->opts.max_recv_speed > 0) {
-		curl_off_t each = (curl_off_t)(p->opts.max_recv_speed / p->opts.max_transfers);
-
-		curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, each > 0 ? each : (curl_off_t)1);
-	}
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -390,8 +430,28 @@ static void finish(struct http_pool *p, struct xfer *x, CURLcode code, struct ht
 			x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
 	}
 	log_debug("< %ld (%s)", status, r->err ? r->message : "complete");
+	if (x->paused) {
+		p->npaused--;
+	}
 	unlink_xfer(p, x);
 	xfer_free(p, x);
+}
+
+/* Let paused transfers go on while the bucket has bytes. */
+static void resume_paused(struct http_pool *p)
+{
+	if (!p->npaused) {
+		return;
+	}
+	refill(p);
+	for (struct xfer *x = p->list; x && p->budget > 0; x = x->next) {
+		if (x->paused) {
+			x->paused = false;
+			p->npaused--;
+			/* may call on_body at once, which may pause it again */
+			curl_easy_pause(x->easy, CURLPAUSE_CONT);
+		}
+	}
 }
 
 int http_pool_poll(struct http_pool *p, int timeout_ms, struct http_pool_result *out, size_t max,
@@ -401,8 +461,12 @@ int http_pool_poll(struct http_pool *p, int timeout_ms, struct http_pool_result 
 	CURLMsg *msg;
 
 	*n = 0;
+	resume_paused(p);
 	if (curl_multi_perform(p->multi, &still) != CURLM_OK) {
 		return error_set(ICPD_EINTERNAL, "libcurl multi perform failed");
+	}
+	if (p->npaused && timeout_ms > 20) {
+		timeout_ms = 20; /* come back to refill the bucket */
 	}
 	if (still > 0 && timeout_ms > 0) {
 		int nfds = 0;

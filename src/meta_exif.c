@@ -43,11 +43,13 @@ static int read_all(const char *path, unsigned char **out, size_t *len)
 	*out = NULL;
 	*len = 0;
 	if (fd < 0) {
-		return error_set(ICPD_ESTORAGE, "cannot open '%s': %s", path, strerror(errno));
+		error_set(ICPD_ESTORAGE, "cannot open '%s': %s", path, strerror(errno));
+		return ICPD_ESTORAGE;
 	}
 	if (fstat(fd, &st) != 0 || st.st_size > JPEG_MAX) {
 		close(fd);
-		return error_set(ICPD_EASSET, "'%s' is too large to edit its EXIF data", path);
+		error_set(ICPD_EASSET, "'%s' is too large to edit its EXIF data", path);
+		return ICPD_EASSET;
 	}
 	data = xmalloc((size_t)st.st_size + 1);
 	while (n < (size_t)st.st_size) {
@@ -265,11 +267,14 @@ int meta_exif_set_datetime(const char *path, int64_t when)
 		goto done;
 	}
 	rc = fsutil_write_all(fd, out.data, out.len, tmp);
-	if (rc == 0 && close(fd) != 0) {
+	{
+		int closed = close(fd);
+
 		fd = -1;
-		rc = error_set(ICPD_ESTORAGE, "cannot write '%s': %s", tmp, strerror(errno));
+		if (rc == 0 && closed != 0) {
+			rc = error_set(ICPD_ESTORAGE, "cannot write '%s': %s", tmp, strerror(errno));
+		}
 	}
-	fd = -1;
 	if (rc == 0 && rename(tmp, path) != 0) {
 		rc = error_set(ICPD_ESTORAGE, "cannot rename '%s': %s", tmp, strerror(errno));
 	}

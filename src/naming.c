@@ -605,11 +605,22 @@ int naming_folder_format(const struct naming_folder *f, int64_t asset_date_ms, c
 		*out = xstrdup("");
 		return 0;
 	}
-	/* floor division, so dates before 1970 round down like Python's */
-	secs = (time_t)(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
-	usec = (long)(ms - (int64_t)secs * 1000) * 1000;
-	if (!localtime_r(&secs, &tm)) {
-		/* icloudpd falls back to the epoch when the date cannot be converted */
+	/* floor division, so dates before 1970 round down like Python's (and no
+	 * multiplication that could overflow near INT64_MIN) */
+	{
+		int64_t q = ms / 1000;
+		int64_t rem = ms % 1000;
+
+		if (rem < 0) {
+			q--;
+			rem += 1000;
+		}
+		secs = (time_t)q;
+		usec = (long)rem * 1000;
+	}
+	if (!localtime_r(&secs, &tm) || tm.tm_year < 1 - 1900 || tm.tm_year > 9999 - 1900) {
+		/* icloudpd (Python datetime: years 1 to 9999) falls back to the
+		 * epoch when the date cannot be converted */
 		secs = 0;
 		usec = 0;
 		if (!localtime_r(&secs, &tm)) {

@@ -175,7 +175,7 @@ static int from_command(const char *cmd, char **out)
 	return 0;
 }
 
-int password_read_line(FILE *in, bool no_echo, char **line)
+int password_read_line(FILE *in, FILE *out, const char *prompt, bool no_echo, char **line)
 {
 	struct termios old, quiet;
 	bool restore = false;
@@ -183,11 +183,17 @@ int password_read_line(FILE *in, bool no_echo, char **line)
 	int err = 0;
 
 	*line = NULL;
+	/* echo goes off before the prompt shows, and without flushing input:
+	 * an answer typed right after the prompt appears must not be lost */
 	if (no_echo && isatty(fileno(in)) && tcgetattr(fileno(in), &old) == 0) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		quiet.c_lflag |= ECHONL;
-		restore = tcsetattr(fileno(in), TCSAFLUSH, &quiet) == 0;
+		restore = tcsetattr(fileno(in), TCSANOW, &quiet) == 0;
+	}
+	if (prompt) {
+		fputs(prompt, out);
+		fflush(out);
 	}
 	buf = secret_alloc(PASSWORD_MAX + 2);
 	if (!fgets(buf, PASSWORD_MAX + 2, in)) {
@@ -204,7 +210,7 @@ int password_read_line(FILE *in, bool no_echo, char **line)
 	*line = buf;
 done:
 	if (restore) {
-		tcsetattr(fileno(in), TCSAFLUSH, &old);
+		tcsetattr(fileno(in), TCSANOW, &old);
 	}
 	return err;
 }
@@ -212,16 +218,13 @@ done:
 static int from_prompt(const struct config *cfg, FILE *in, FILE *out, char **pw)
 {
 	int err;
+	char *prompt = xasprintf("iCloud password for %s: ", cfg->username ? cfg->username : "");
 
 	for (;;) {
-		fprintf(out, "iCloud password for %s: ", cfg->username ? cfg->username : "");
-		fflush(out);
-		err = password_read_line(in, true, pw);
-		if (err) {
+		err = password_read_line(in, out, prompt, true, pw);
+		if (err || (*pw && **pw)) {
+			free(prompt);
 			return err;
-		}
-		if (*pw && **pw) {
-			return 0;
 		}
 		/* an empty line: someone just attached (kubectl attach) and could
 		 * not see the prompt, so show it again */

@@ -16,6 +16,10 @@
 #include "icpd/util.h"
 #include "icpd/banned.h"
 
+/* 0001-01-01 and 10000-01-01 UTC: the range of Python's datetime. */
+#define MIN_DATE_S (-62135596800LL)
+#define MAX_DATE_S 253402300800LL
+
 /* Room kept for the ".xmp" sidecar name next to a primary file. */
 #define XMP_SUFFIX_LEN 4
 
@@ -103,7 +107,6 @@ int plan_parse_date(const char *s, time_t now, int64_t *out)
 	/* "<N>d": N days before now (icloudpd: a timedelta) */
 	{
 		size_t n = strspn(s, "0123456789");
-
 		long days = 0;
 
 		for (size_t i = 0; i < n && n <= 9; i++) {
@@ -512,6 +515,10 @@ static int decide(const struct plan_ctx *ctx, const struct asset *a, struct plan
 	it->size = v->size;
 	if (a->asset_date != INT64_MIN) {
 		it->mtime = a->asset_date / 1000 - (a->asset_date % 1000 < 0 ? 1 : 0);
+		/* outside Python's years 1..9999 icloudpd uses the epoch */
+		if (it->mtime < MIN_DATE_S || it->mtime >= MAX_DATE_S) {
+			it->mtime = 0;
+		}
 	}
 	if (live) {
 		it->flags |= PLAN_F_LIVE;
@@ -699,13 +706,13 @@ int plan_asset(const struct plan_ctx *ctx, const struct asset *a, struct plan_re
 		out->skip = PLAN_SKIP_PHOTO;
 		return 0;
 	}
-	created = a->asset_date == INT64_MIN
-		? 0 : a->asset_date / 1000 - (a->asset_date % 1000 < 0 ? 1 : 0);
-	if (ctx->has_before && created < ctx->created_before) {
+	/* compared in ms, as icloudpd compares datetimes with their fraction */
+	created = a->asset_date == INT64_MIN ? 0 : a->asset_date;
+	if (ctx->has_before && created < ctx->created_before * 1000) {
 		out->skip = PLAN_SKIP_CREATED_BEFORE;
 		return 0;
 	}
-	if (ctx->has_after && created > ctx->created_after) {
+	if (ctx->has_after && created > ctx->created_after * 1000) {
 		out->skip = PLAN_SKIP_CREATED_AFTER;
 		return 0;
 	}

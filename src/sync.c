@@ -51,12 +51,86 @@ struct sync_job {
 };
 
 /* --dry-run / --only-print-filenames: files that would have been written,
- * so a second asset with the same name is de-duplicated as in a real run. */
+ * so a second asset with the same name is de-duplicated as in a real run.
+ * A chained hash table: a dry run over 100k assets must not be quadratic. */
 struct planned {
 	char *rel;
 	int64_t size;
 	struct planned *next;
 };
+
+struct planned_set {
+	struct planned **slots;
+	size_t nslots, n;
+};
+
+static uint64_t hash_str(const char *str)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static struct planned *planned_find(const struct planned_set *set, const char *rel)
+{
+	if (!set->nslots) {
+		return NULL;
+	}
+	for (struct planned *p = set->slots[hash_str(rel) % set->nslots]; p; p = p->next) {
+		if (strcmp(p->rel, rel) == 0) {
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void planned_add(struct planned_set *set, const char *rel, int64_t size)
+{
+	struct planned *p;
+	size_t i;
+
+	if (set->n >= set->nslots) {
+		size_t nslots = set->nslots ? set->nslots * 2 : 1024;
+		struct planned **slots = xcalloc(nslots, sizeof(struct planned *));
+
+		for (i = 0; i < set->nslots; i++) {
+			for (struct planned *q = set->slots[i], *next; q; q = next) {
+				size_t k = hash_str(q->rel) % nslots;
+
+				next = q->next;
+				q->next = slots[k];
+				slots[k] = q;
+			}
+		}
+		free(set->slots);
+		set->slots = slots;
+		set->nslots = nslots;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->rel = xstrdup(rel);
+	p->size = size;
+	i = hash_str(rel) % set->nslots;
+	p->next = set->slots[i];
+	set->slots[i] = p;
+	set->n++;
+}
+
+static void planned_clear(struct planned_set *set)
+{
+	for (size_t i = 0; i < set->nslots; i++) {
+		for (struct planned *q = set->slots[i], *next; q; q = next) {
+			next = q->next;
+			free(q->rel);
+			free(q);
+		}
+	}
+	free(set->slots);
+	memset(set, 0, sizeof(*set));
+}
 
 struct sync {
 	const struct config *cfg;
@@ -69,7 +143,7 @@ struct sync {
 	struct downloader *dl;
 	struct state_run run;
 	struct sync_job *pending;
-	struct planned *planned;   /* dry run: what would be there */
+	struct planned_set planned; /* dry run: what would be there */
 	long steps;
 	int fatal;
 	double t0, last_line;
@@ -159,21 +233,29 @@ static int stat_fn(void *ud, const char *rel, int64_t *size)
 		*size = j->api_size;
 		return 0;
 	}
-	for (struct planned *p = s->planned; p; p = p->next) {
-		if (strcmp(p->rel, rel) == 0) {
+	{
+		const struct planned *p = planned_find(&s->planned, rel);
+
+		if (p) {
 			*size = p->size;
 			return 0;
 		}
 	}
 	abs = xasprintf("%s/%s", s->dir, rel);
-	if (stat(abs, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (stat(abs, &st) != 0) {
 		int e = errno;
 
 		free(abs);
-		if (e == ENOENT || e == ENOTDIR || e == 0) {
+		if (e == ENOENT || e == ENOTDIR || e == ENAMETOOLONG) {
 			return ICPD_ENOTFOUND;
 		}
-		return error_set(ICPD_ESTORAGE, "cannot stat '%s/%s': %s", s->dir, rel, strerror(e));
+		error_set(ICPD_ESTORAGE, "cannot stat '%s/%s': %s", s->dir, rel, strerror(e));
+		return ICPD_ESTORAGE;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		/* a directory (or anything else) is not the file: icloudpd's isfile */
+		free(abs);
+		return ICPD_ENOTFOUND;
 	}
 	*size = (int64_t)st.st_size;
 	state_file_init(&f);
@@ -352,17 +434,18 @@ static void job_done(void *ctx, struct download_job *dj)
 	job_free(job);
 }
 
-/* FNV-1a of the relative path: a stable temp name, so a killed run resumes. */
-static void job_key(struct sync_job *job)
+/*
+ * A stable temp name, so a killed run resumes: the relative path, iCloud's
+ * fileChecksum of the resource (a new version of the photo never resumes
+ * the bytes of the old one) and the size.
+ */
+static void job_key(struct sync_job *job, const char *checksum)
 {
-	uint64_t h = 1469598103934665603ULL;
+	char *id = xasprintf("%s%c%s", job->rel, '\x1f', checksum ? checksum : "");
 
-	for (const unsigned char *p = (const unsigned char *)job->rel; *p; p++) {
-		h ^= *p;
-		h *= 1099511628211ULL;
-	}
-	snprintf(job->key, sizeof(job->key), "%016llx-%lld", (unsigned long long)h,
+	snprintf(job->key, sizeof(job->key), "%016llx-%lld", (unsigned long long)hash_str(id),
 		(long long)job->api_size);
+	free(id);
 }
 
 static int record_present(struct sync *s, const struct asset *a, const struct plan_item *it)
@@ -438,12 +521,7 @@ static int handle_item(struct sync *s, const struct asset *a, const struct plan_
 	}
 	abs = xasprintf("%s/%s", s->dir, it->path);
 	if (s->cfg->only_print_filenames || s->cfg->dry_run) {
-		struct planned *p = xcalloc(1, sizeof(*p));
-
-		p->rel = xstrdup(it->path);
-		p->size = it->size;
-		p->next = s->planned;
-		s->planned = p;
+		planned_add(&s->planned, it->path, it->size);
 	}
 	if (s->cfg->only_print_filenames) {
 		printf("%s\n", abs);
@@ -469,7 +547,7 @@ static int handle_item(struct sync *s, const struct asset *a, const struct plan_
 	job->abs = abs;
 	job->url = xstrdup(it->url);
 	job->api_size = it->size;
-	job_key(job);
+	job_key(job, it->checksum);
 	job->dl.url = job->url;
 	job->dl.size = it->size;
 	job->dl.path = job->abs;
@@ -666,7 +744,8 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 		if (rc) {
 			break;
 		}
-		rc = download_run(s.dl, cfg->threads * 4);
+		/* keep enough queued that transfers go on while the listing waits for a page */
+		rc = download_run(s.dl, cfg->threads * 16);
 		if (rc) {
 			break;
 		}
@@ -685,8 +764,10 @@ done:
 	}
 	rep->seconds = download_now() - s.t0;
 	if (rc == 0 && rep->failed > 0) {
+		long long tried = (long long)rep->failed + (long long)rep->downloaded;
+
 		rc = error_set(ICPD_EPARTIAL, "%lld of %lld files failed; the rest were saved",
-			(long long)rep->failed, (long long)(rep->failed + rep->downloaded));
+			(long long)rep->failed, tried);
 		error_hint("run again; files that keep failing are listed above");
 	}
 	rep->result = rc;
@@ -705,13 +786,7 @@ done:
 			rc = rep->result = rc2;
 		}
 	}
-	while (s.planned) {
-		struct planned *p = s.planned;
-
-		s.planned = p->next;
-		free(p->rel);
-		free(p);
-	}
+	planned_clear(&s.planned);
 	free(s.tmpdir);
 	free(s.dir);
 	return rc;

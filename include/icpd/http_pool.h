@@ -1,7 +1,8 @@
 /*
  * Parallel GET transfers on one curl_multi handle, driven from one thread:
  * HTTP/2 multiplexing when the server offers it, a cap on concurrent
- * transfers, a bandwidth cap shared between them.  No cookies: download
+ * transfers, a bandwidth cap shared between them (a token bucket: libcurl's
+ * own per-transfer limit averages over seconds and lets small files through).  No cookies: download
  * URLs are self-authorising.  The caller (download.c) owns retry policy.
  */
 #ifndef ICPD_HTTP_POOL_H
@@ -17,7 +18,8 @@ struct http_pool_options {
 	const char *ca_file;      /* extra CA bundle; NULL = system */
 	const char *user_agent;   /* NULL = the default UA of http.c */
 	long max_transfers;       /* concurrent transfers; 0 = 8 */
-	int64_t max_recv_speed;   /* bytes/s for all transfers together; 0 = unlimited */
+	int64_t max_recv_speed;   /* bytes/s for all transfers together (one token bucket
+				     in the pool, pausing transfers); 0 = unlimited */
 	long connect_timeout;     /* seconds; 0 = 30 */
 	long idle_timeout;        /* seconds below 1 byte/s before giving up; 0 = 60 */
 };

@@ -24,11 +24,13 @@ int password_get(const struct config *cfg, bool may_prompt, FILE *in, FILE *out,
 void password_free(char *pw);
 
 /*
- * Read one line from in into secret memory, without echo when in is a
- * terminal; the trailing newline is removed.  *line: secret_alloc'd, free
- * with secret_free.  ICPD_EAUTH at end of input.
+ * Print prompt (may be NULL) on out and read one line from in into secret
+ * memory, without echo when no_echo and in is a terminal (echo goes off
+ * before the prompt shows); the line end is removed.  *line: secret_alloc'd,
+ * free with secret_free.  ICPD_EAUTH at end of input.
  */
-int password_read_line(FILE *in, bool no_echo, char **line) __attribute__((warn_unused_result));
+int password_read_line(FILE *in, FILE *out, const char *prompt, bool no_echo, char **line)
+	__attribute__((warn_unused_result));
 
 /* Exposed for tests: whether path lies under a directory where mounted
  * secrets live (/run/secrets, /var/run/secrets). */

@@ -49,7 +49,11 @@ struct naming_folder; /* naming.h */
  * ENAMETOOLONG, should be reported as ICPD_ENOTFOUND (icloudpd uses
  * os.path.isfile).  The planner never asks about a component longer than
  * NAME_MAX.  May be called several times per file (primary name, legacy
- * "-original" name, dedup name).
+ * "-original" name, dedup name).  A file planned for download earlier in
+ * the run but not yet written must count as present with its expected size:
+ * icloudpd works one asset after the other, so the second of two same-named
+ * photos of one day sees the first (and gets the "-<size>" name when the
+ * sizes differ, or is skipped when they are equal).
  */
 typedef int (*plan_stat_fn)(void *ud, const char *relpath, int64_t *size);
 

@@ -50,7 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(words);
 	}
 	asset_init(&a);
-	(void)cloudkit_plist_location(data, size, &a);
+	if (cloudkit_plist_location(data, size, &a) == 0 && !a.has_location) {
+		abort(); /* success means a location was set */
+	}
 	asset_release(&a);
 	error_clear();
 	return 0;

@@ -169,6 +169,29 @@ class Listing(unittest.TestCase):
                 # the records the fake's hostile specials break are reported, not dropped silently
                 self.assertIn("listed %d assets" % len(got), r.stderr)
 
+    def test_peak_memory(self):
+        """Constant memory: the peak RSS of a whole listing stays under 30 MB
+        (the issue's bound for 100k assets; pages are held, never the library)."""
+        ldd = subprocess.run(["ldd", ICPD], capture_output=True, text=True).stdout
+        if "libasan" in ldd:
+            self.skipTest("icpd is built with AddressSanitizer: its RSS is not icpd's")
+        # /usr/bin/time, not wait4() from here: ru_maxrss keeps the peak of the
+        # forked Python before exec
+        if not os.path.exists("/usr/bin/time"):
+            self.skipTest("/usr/bin/time (Debian package 'time') is missing: peak RSS NOT measured")
+        out = os.path.join(self.fake.tmp, "rss")
+        for par in ("1", "4"):
+            r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out, ICPD, "list", "assets",
+                                "--ca-file", self.fake.ca, "--listing-parallelism", par],
+                               env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, timeout=600)
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            with open(out) as f:
+                kib = int(f.read().split()[-1])
+            print("\nparallelism %s: peak RSS %d KiB for %d assets" % (par, kib, N_ASSETS),
+                  file=sys.stderr)
+            self.assertLess(kib, 30 * 1024)
+
     def test_smart_folders(self):
         folders = {
             "Favorites": lambda x: x.favorite, "Videos": lambda x: x.is_video(),
@@ -378,6 +401,16 @@ class RealSignIn(unittest.TestCase):
         lib = L.Library.from_spec(self.spec)
         n = len([x for x in lib.assets if lib.zones[x.zone].name == "PrimarySync" and not x.hidden
                  and not x.deleted])
+        self.assertEqual(len(r.stdout.splitlines()), n)
+        # a parallel batch where every page gets 421: one re-validation, all retried
+        self.fake.ctl("POST", "/faults", {"service": "ckdatabasews", "path_regex": "/records/query$",
+                                          "action": "421", "nth": 2, "count": 2})
+        try:
+            r = self.run_icpd(["list", "assets"], "--log-level", "info", "--listing-parallelism", "4")
+        finally:
+            self.fake.ctl("DELETE", "/faults")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr.count("validating it again"), 1, r.stderr)
         self.assertEqual(len(r.stdout.splitlines()), n)
 
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -250,6 +251,15 @@ class SyncTree(unittest.TestCase):
         self.assertEqual(r.returncode, 0, show(r))
         self.assertIn(gone[0], walk(out))
 
+    def test_state_never_under_the_photo_directory(self):
+        inner = os.path.join(self.out, "cookies")
+        args = ["sync", "-u", USER, "-d", self.out, "--cookie-directory", inner,
+                "--password-file", self.env.pw] + self.env.fake.endpoint_args()
+        r = fe.run_icpd(ICPD, args, "", dict(self.env.fake.env()))
+        self.assertEqual(r.returncode, 2, show(r))
+        self.assertIn("inside the photo directory", r.stderr.decode())
+        self.assertFalse(os.path.exists(inner))
+
     def test_dry_run_and_only_print_filenames(self):
         r = self.env.sync(self.out, "--dry-run")
         self.assertEqual(r.returncode, 0, show(r))
@@ -272,6 +282,30 @@ class SyncTree(unittest.TestCase):
             self.assertIn(x[:-4], media)
             with open(os.path.join(self.out, x)) as f:
                 self.assertIn('x:xmptk="icpd ', f.read())
+        # exiftool (what Immich reads sidecars with) sees the date with its offset
+        tags = json.loads(subprocess.run(
+            ["exiftool", "-j", "-G1", os.path.join(self.out, xmps[0])],
+            stdout=subprocess.PIPE, check=True).stdout)[0]
+        self.assertRegex(tags.get("XMP-exif:DateTimeOriginal", ""),
+                         r"^\d{4}:\d\d:\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d$", tags)
+        self.assertTrue(tags.get("XMP-x:XMPToolkit", "").startswith("icpd "), tags)
+        # every JPEG now has DateTimeOriginal = the asset date (UTC here); the
+        # ones the fake made without it were edited (their size changed)
+        exp = self.env.expected()
+        jpegs = [k for k in media if k.lower().endswith((".jpg", ".jpeg"))]
+        self.assertGreater(len(jpegs), 0)
+        edited = 0
+        for k in jpegs:
+            path = os.path.join(self.out, k)
+            dto = subprocess.run(["exiftool", "-s3", "-DateTimeOriginal", path],
+                                 stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+            self.assertTrue(dto, "no DateTimeOriginal in %s" % k)
+            if os.path.getsize(path) != exp[k][0]:
+                edited += 1
+                want = time.strftime("%Y:%m:%d %H:%M:%S", time.gmtime(exp[k][1]))
+                self.assertEqual(dto, want, k)
+            self.assertEqual(int(os.stat(path).st_mtime), exp[k][1], k)
+        self.assertGreater(edited, 0, "no JPEG lacked DateTimeOriginal: the edit was not exercised")
         # a second run rewrites nothing and downloads nothing
         self.env.fake.reset()
         before = walk(self.out)
@@ -500,6 +534,37 @@ class SyncFaults(unittest.TestCase):
         r = env.sync(out)
         self.assertEqual(r.returncode, 0, show(r))
         self.assertEqual(walk(out), exp)
+
+    def test_session_expiry_between_runs(self):
+        """The web session expired (trust still valid): the next sync signs in
+        again with the stored trust token and the password file, no code."""
+        spec = L.generate_spec(12, 3, hostile="none", albums=False)
+        env = Env(spec)
+        self.addCleanup(env.stop)
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out)
+        self.assertEqual(r.returncode, 0, show(r))
+        env.fake.ctl("POST", "/expire_sessions", {"apple_id": USER})
+        env.fake.ctl("POST", "/mutate", {"apple_id": USER, "op": "add"})
+        r = env.sync(out, "--report-json", os.path.join(env.tmp, "rep.json"))
+        self.assertEqual(r.returncode, 0, show(r))
+        with open(os.path.join(env.tmp, "rep.json")) as f:
+            self.assertGreaterEqual(json.load(f)["downloaded"], 1)
+        self.assertEqual(tmp_entries(out), [])
+
+    def test_session_expiry_mid_listing(self):
+        """A 421 on the second listing page: icpd validates the session again
+        and the run ends with the exact tree."""
+        spec = L.generate_spec(130, 4, hostile="none", albums=False)
+        env = Env(spec)
+        self.addCleanup(env.stop)
+        env.fake.ctl("POST", "/faults", {"action": "421", "path_regex": "/records/query",
+                                         "nth": 2, "count": 1})
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out, "--listing-parallelism", "1")
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertIn("validating it again", r.stderr.decode())
+        self.assertEqual(walk(out), env.expected())
 
     def test_persistent_failure_exit_4(self):
         spec = L.generate_spec(12, 3, hostile="none", albums=False)

@@ -8,8 +8,10 @@ root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/k8s-negative.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
-# make sure node_modules is installed (run.sh does npm ci if needed); validate the real tree once
-"$here/run.sh" >"$work/real.log" 2>&1 || true
+# make sure node_modules is installed (run.sh does npm ci if needed)
+if [ "$(cat "$here/node_modules/.icpd-lock-sha256" 2>/dev/null)" != "$(sha256sum "$here/package-lock.json" | cut -d' ' -f1)" ]; then
+	"$here/run.sh" >"$work/real.log" 2>&1 || true
+fi
 
 passed=0
 failed=0

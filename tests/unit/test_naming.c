@@ -420,6 +420,11 @@ START_TEST(test_folder_syntax)
 	ck_str_free(folder("literal", false, DATE_7409), "literal");
 	/* years below 1000 are not zero-padded by glibc: 0005-01-01 UTC */
 	ck_str_free(folder(NULL, false, -62009366400000LL), "5/01/01");
+	/* extreme dates (found by fuzz_folder_template): no overflow; a date
+	 * localtime cannot represent falls back to the epoch, as icloudpd */
+	ck_str_free(folder("{:%Y}", false, INT64_MIN + 1), "1970");
+	ck_str_free(folder("{:%Y}", false, INT64_MAX), "1970");
+	ck_str_free(folder("{:%f}", false, -1001), "999000");
 	/* an empty strftime result is not an error */
 	ck_str_free(folder("{:%p}x", false, DATE_7409), "AMx");
 }

@@ -429,6 +429,26 @@ START_TEST(test_folder_none_and_names)
 	run();
 	expect(0, "1969/12/31/IMG_2.JPG", PLAN_DOWNLOAD);
 	ck_assert_int_eq(res.items[0].mtime, 0);
+	/* beyond Python's datetime (years 1..9999): the epoch, folder and mtime */
+	mk(MASTER_7409, "IMG_4.JPG", JPEG, INT64_MIN + 1);
+	ver(SIZE_ORIGINAL, JPEG, 1);
+	setenv("TZ", "UTC", 1);
+	tzset();
+	run();
+	expect(0, "1970/01/01/IMG_4.JPG", PLAN_DOWNLOAD);
+	ck_assert_int_eq(res.items[0].mtime, 0);
+	mk(MASTER_7409, "IMG_5.JPG", JPEG, 253402300800000LL);
+	ver(SIZE_ORIGINAL, JPEG, 1);
+	run();
+	expect(0, "1970/01/01/IMG_5.JPG", PLAN_DOWNLOAD);
+	ck_assert_int_eq(res.items[0].mtime, 0);
+	mk(MASTER_7409, "IMG_6.JPG", JPEG, 253402300799000LL); /* 9999-12-31 23:59:59 */
+	ver(SIZE_ORIGINAL, JPEG, 1);
+	run();
+	expect(0, "9999/12/31/IMG_6.JPG", PLAN_DOWNLOAD);
+	ck_assert_int_eq(res.items[0].mtime, 253402300799LL);
+	setenv("TZ", "America/Los_Angeles", 1);
+	tzset();
 	/* before 1970: mtime rounds down */
 	mk(MASTER_7409, "IMG_3.JPG", JPEG, -1500);
 	ver(SIZE_ORIGINAL, JPEG, 1);
@@ -699,6 +719,11 @@ START_TEST(test_created_filters)
 	cfg.skip_created_after = xstrdup("2018-07-31T09:30+02:00"); /* 07:30 UTC */
 	run();
 	ck_assert_int_eq(res.skip, PLAN_SKIP_NONE);
+	/* the fraction counts: 07:22:24.816 is after 07:22:24 */
+	free(cfg.skip_created_after);
+	cfg.skip_created_after = xstrdup("2018-07-31T07:22:24");
+	run();
+	ck_assert_int_eq(res.skip, PLAN_SKIP_CREATED_AFTER);
 	/* Nd relative to now (1700000000 = 2023-11-14) */
 	free(cfg.skip_created_after);
 	cfg.skip_created_after = NULL;

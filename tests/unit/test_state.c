@@ -37,6 +37,34 @@ START_TEST(test_path_for)
 }
 END_TEST
 
+START_TEST(test_find)
+{
+	struct state *s = NULL;
+	char *path = NULL;
+	char *a = state_path_for(tmpdir, "a@example.com");
+	char *b = state_path_for(tmpdir, "b@example.com");
+
+	ck_assert_int_eq(state_find(tmpdir, NULL, &path), ICPD_ENOTFOUND);
+	ck_assert_ptr_null(path);
+	ck_assert_int_eq(state_open(&s, a), 0);
+	state_close(s);
+	ck_assert_int_eq(state_find(tmpdir, NULL, &path), 0);
+	ck_assert_str_eq(path, a);
+	free(path);
+	ck_assert_int_eq(state_find(tmpdir, "b@example.com", &path), ICPD_ENOTFOUND);
+	free(path);
+	ck_assert_int_eq(state_open(&s, b), 0);
+	state_close(s);
+	ck_assert_int_eq(state_find(tmpdir, NULL, &path), ICPD_EUSAGE); /* which one? */
+	ck_assert_ptr_null(path);
+	ck_assert_int_eq(state_find(tmpdir, "b@example.com", &path), 0);
+	ck_assert_str_eq(path, b);
+	free(path);
+	free(a);
+	free(b);
+}
+END_TEST
+
 START_TEST(test_open_wal_schema)
 {
 	struct state *s = NULL;
@@ -232,6 +260,7 @@ static Suite *suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_path_for);
+	tcase_add_test(tc, test_find);
 	tcase_add_test(tc, test_open_wal_schema);
 	tcase_add_test(tc, test_newer_schema_refused);
 	tcase_add_test(tc, test_open_missing_dir);

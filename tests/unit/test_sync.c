@@ -223,9 +223,16 @@ static void check_tree(size_t nexp)
 		ck_assert_int_eq(stat(path, &st), 0);
 		ck_assert_int_eq(st.st_size, expected_size[i]);
 		f = fopen(path, "rb");
-		while ((c = fgetc(f)) != EOF) {
-			ck_assert_int_eq(c, byte_at(j));
-			j++;
+		{
+			long bad = -1;
+
+			while ((c = fgetc(f)) != EOF) {
+				if (bad < 0 && c != byte_at(j)) {
+					bad = j;
+				}
+				j++;
+			}
+			ck_assert_msg(bad < 0, "%s differs at byte %ld", path, bad);
 		}
 		fclose(f);
 	}
