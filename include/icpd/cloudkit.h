@@ -213,12 +213,4 @@ char *cloudkit_asset_json(const struct asset *a, int change);
 char *cloudkit_libraries_json(const struct cloudkit_library *libs, size_t n);
 char *cloudkit_albums_json(const struct cloudkit_album *albums, size_t n);
 
-/*
- * Test-only: build a session from a JSON file {"dsid", "ckdatabasews_url",
- * "client_id", "cookies"} (cookies: Netscape lines).  Used by cmd_list when
- * no sign-in module is linked yet.
- */
-int cloudkit_session_from_json_file(struct session *s, const char *path)
-	__attribute__((warn_unused_result));
-
 #endif
