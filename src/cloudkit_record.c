@@ -320,6 +320,8 @@ struct slot_map {
 	const char *prefix;
 };
 
+/* The original comes first in both tables: cloudkit_record_pair gives up on
+ * an asset without one before it looks at (and reports) the others. */
 static const struct slot_map image_slots[] = {
 	{ SIZE_ORIGINAL, "resOriginal" },
 	{ SIZE_ALTERNATIVE, "resOriginalAlt" },
@@ -340,9 +342,11 @@ static const struct slot_map movie_slots[] = {
 /*
  * Fill one version from rec's <prefix>Res / <prefix>FileType.  Returns 1
  * when rec has no such resource, 0 when filled, -1 when present but
- * unusable (reported).
+ * unusable: *why says what, and the caller reports it (once, saying whether
+ * the version or the whole asset goes).
  */
-static int version_from(const json_t *rec, const char *prefix, struct asset_version *v)
+static int version_from(const json_t *rec, const char *prefix, struct asset_version *v,
+	const char **why)
 {
 	char key[64];
 	const json_t *res, *url, *size;
@@ -354,18 +358,18 @@ static int version_from(const json_t *rec, const char *prefix, struct asset_vers
 		return 1;
 	}
 	if (!json_is_object(res)) {
-		log_warn("record '%s': %s is not a resource object; version skipped", rec_name(rec), key);
+		*why = "is not a resource object";
 		return -1;
 	}
 	url = json_object_get(res, "downloadURL");
 	size = json_object_get(res, "size");
 	sum = json_string_value(json_object_get(res, "fileChecksum"));
 	if (!json_is_string(url) || json_string_length(url) == 0) {
-		log_warn("record '%s': %s has no downloadURL; version skipped", rec_name(rec), key);
+		*why = "has no downloadURL";
 		return -1;
 	}
 	if (!json_is_integer(size) || json_integer_value(size) < 0) {
-		log_warn("record '%s': %s has no valid size; version skipped", rec_name(rec), key);
+		*why = "has no valid size";
 		return -1;
 	}
 	snprintf(key, sizeof(key), "%sFileType", prefix);
@@ -432,17 +436,28 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 	}
 	for (size_t i = 0; i < nslots; i++) {
 		struct asset_version *v = &a->versions[slots[i].size];
+		const json_t *from = asset;
 
-		r = version_from(asset, slots[i].prefix, v);
+		r = version_from(asset, slots[i].prefix, v, &why);
 		if (r == 1) {
-			r = version_from(master, slots[i].prefix, v);
+			from = master;
+			r = version_from(master, slots[i].prefix, v, &why);
 		}
-		(void)r;
-	}
-	if (!a->versions[SIZE_ORIGINAL].present) {
-		log_warn("record '%s' (asset '%s'): no usable original resource; asset skipped", mname,
-			a->asset_id);
-		return ICPD_EASSET;
+		if (slots[i].size == SIZE_ORIGINAL && r != 0) {
+			/* the original is the first slot: nothing else was reported */
+			if (r < 0) {
+				log_warn("record '%s': %sRes %s; asset skipped", rec_name(from),
+					slots[i].prefix, why);
+			} else {
+				log_warn("record '%s' (asset '%s'): no %sRes; asset skipped", mname,
+					a->asset_id, slots[i].prefix);
+			}
+			return ICPD_EASSET;
+		}
+		if (r < 0) {
+			log_warn("record '%s': %sRes %s; version skipped", rec_name(from), slots[i].prefix,
+				why);
+		}
 	}
 
 	/* dates and flags from the asset */
