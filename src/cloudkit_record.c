@@ -320,8 +320,6 @@ struct slot_map {
 	const char *prefix;
 };
 
-/* The original comes first in both tables: cloudkit_record_pair gives up on
- * an asset without one before it looks at (and reports) the others. */
 static const struct slot_map image_slots[] = {
 	{ SIZE_ORIGINAL, "resOriginal" },
 	{ SIZE_ALTERNATIVE, "resOriginalAlt" },
@@ -385,12 +383,32 @@ static int version_from(const json_t *rec, const char *prefix, struct asset_vers
 	return 0;
 }
 
+/*
+ * One version by §4.3: <prefix>Res on the asset record first, then on the
+ * master.  Returns what version_from returns; *from is the record looked
+ * at last (the one to name in a report).
+ */
+static int pick_version(const json_t *master, const json_t *asset, const char *prefix,
+	struct asset_version *v, const json_t **from, const char **why)
+{
+	int r;
+
+	*from = asset;
+	r = version_from(asset, prefix, v, why);
+	if (r == 1) {
+		*from = master;
+		r = version_from(master, prefix, v, why);
+	}
+	return r;
+}
+
 /* ---------------------------------------------------------------- pair */
 
 int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *zone,
 	struct asset *a)
 {
 	const char *mname = rec_name(master), *why = NULL, *s;
+	const json_t *from = NULL;
 	const struct slot_map *slots;
 	size_t nslots;
 	int64_t iv;
@@ -404,6 +422,19 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 	a->zone = zone ? xstrdup(zone) : NULL;
 	s = json_string_value(json_object_get(asset, "recordChangeTag"));
 	a->change_tag = s ? xstrdup(s) : NULL;
+
+	/* the original first: an asset without a usable one is skipped, and
+	 * that is the one thing reported about it */
+	r = pick_version(master, asset, "resOriginal", &a->versions[SIZE_ORIGINAL], &from, &why);
+	if (r < 0) {
+		log_warn("record '%s': resOriginalRes %s; asset skipped", rec_name(from), why);
+		return ICPD_EASSET;
+	}
+	if (r == 1) {
+		log_warn("record '%s' (asset '%s'): no resOriginalRes; asset skipped", mname,
+			a->asset_id);
+		return ICPD_EASSET;
+	}
 
 	/* file name: each encoding; a bad one degrades to "no name" (the
 	 * naming module then uses the recordName fallback, §6.1-2) */
@@ -426,7 +457,7 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 	}
 	a->kind = kind_of(a->item_type, a->filename);
 
-	/* versions: the asset record first, then the master (§4.3) */
+	/* the other versions (§4.3); an unusable one is dropped alone */
 	if (a->kind == ASSET_MOVIE) {
 		slots = movie_slots;
 		nslots = ARRAY_SIZE(movie_slots);
@@ -435,25 +466,11 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 		nslots = ARRAY_SIZE(image_slots);
 	}
 	for (size_t i = 0; i < nslots; i++) {
-		struct asset_version *v = &a->versions[slots[i].size];
-		const json_t *from = asset;
-
-		r = version_from(asset, slots[i].prefix, v, &why);
-		if (r == 1) {
-			from = master;
-			r = version_from(master, slots[i].prefix, v, &why);
+		if (slots[i].size == SIZE_ORIGINAL) {
+			continue;
 		}
-		if (slots[i].size == SIZE_ORIGINAL && r != 0) {
-			/* the original is the first slot: nothing else was reported */
-			if (r < 0) {
-				log_warn("record '%s': %sRes %s; asset skipped", rec_name(from),
-					slots[i].prefix, why);
-			} else {
-				log_warn("record '%s' (asset '%s'): no %sRes; asset skipped", mname,
-					a->asset_id, slots[i].prefix);
-			}
-			return ICPD_EASSET;
-		}
+		r = pick_version(master, asset, slots[i].prefix, &a->versions[slots[i].size], &from,
+			&why);
 		if (r < 0) {
 			log_warn("record '%s': %sRes %s; version skipped", rec_name(from), slots[i].prefix,
 				why);

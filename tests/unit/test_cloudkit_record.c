@@ -781,6 +781,23 @@ START_TEST(test_recorded_missing_download_url)
 	ck_assert_int_eq(lines_with(c.text, "version skipped"), 2);
 	free(c.text);
 	cloudkit_page_release(&p);
+
+	/* a skipped asset is reported once, whatever else is wrong with it:
+	 * no original at all, and no name or type either */
+	page = recorded_page();
+	ck_assert_int_eq(json_object_del(fields_of(page, M1), "resOriginalRes"), 0);
+	ck_assert_int_eq(json_object_del(fields_of(page, M1), "filenameEnc"), 0);
+	ck_assert_int_eq(json_object_del(fields_of(page, M1), "itemType"), 0);
+	decode_edited(page, &p, &c);
+	ck_assert_uint_eq(p.n, 23);
+	ck_assert_int_eq(p.skipped, 1);
+	ck_assert_ptr_null(find_master(&p, M1));
+	ck_assert_msg(count_lines(c.text) == 1, "reports: %s", c.text);
+	ck_assert_int_eq(lines_with(c.text, "'" M1 "'"), 1);
+	ck_assert_int_eq(lines_with(c.text, "resOriginalRes"), 1);
+	ck_assert_int_eq(lines_with(c.text, "asset skipped"), 1);
+	free(c.text);
+	cloudkit_page_release(&p);
 }
 END_TEST
 
