@@ -54,14 +54,19 @@ command -v ip >/dev/null || skip "ip (iproute2) not installed"
 unshare --mount --net --propagation private true 2>/dev/null ||
 	skip "unshare --mount --net is not permitted here; the real-icloudpd oracle test did NOT run"
 
+# one install at a time: the interop tests run in parallel
+mkdir -p "$NPMDIR"
+exec 8>"$NPMDIR/.install-lock"
+flock 8
 if [ ! -x "$BIN" ]; then
 	command -v npm >/dev/null || skip "npm not installed and $BIN missing"
-	mkdir -p "$NPMDIR"
 	(cd "$NPMDIR" && { [ -f package.json ] || npm init -y >/dev/null; } &&
 		npm install --no-audit --no-fund icloudpd@1.32.2 >/dev/null 2>&1) ||
 		skip "npm install icloudpd@1.32.2 failed (no registry access?)"
 	chmod +x "$BIN"
 fi
+flock -u 8
+exec 8>&-
 "$BIN" --version | grep -q 'version:1.32.2' || { echo "unexpected icloudpd version" >&2; exit 1; }
 
 W=$(mktemp -d /tmp/icloudpd-oracle.XXXXXX)
