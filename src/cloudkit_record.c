@@ -381,6 +381,28 @@ static int version_from(const json_t *rec, const char *prefix, struct asset_vers
 	return 0;
 }
 
+int cloudkit_record_version(const json_t *master, const json_t *asset, enum asset_kind kind,
+	enum asset_size size, struct asset_version *v)
+{
+	const struct slot_map *slots = kind == ASSET_MOVIE ? movie_slots : image_slots;
+	size_t nslots = kind == ASSET_MOVIE ? ARRAY_SIZE(movie_slots) : ARRAY_SIZE(image_slots);
+
+	for (size_t i = 0; i < nslots; i++) {
+		int r;
+
+		if (slots[i].size != size) {
+			continue;
+		}
+		/* the asset record first, then the master, as in a listing */
+		r = version_from(asset, slots[i].prefix, v);
+		if (r == 1) {
+			r = version_from(master, slots[i].prefix, v);
+		}
+		return r == 0 ? 0 : 1;
+	}
+	return 1;
+}
+
 /* ---------------------------------------------------------------- pair */
 
 int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *zone,

@@ -35,8 +35,9 @@ struct dl {
 	int64_t start;          /* offset asked for in this attempt */
 	double not_before;
 	int restarts;
-	bool refreshed;
+	bool refreshed;         /* a refusal already led to a fresh URL */
 	bool running;
+	double started;         /* when the current attempt began */
 	enum verdict verdict;
 	char why[200];
 	double retry_after;
@@ -202,7 +203,7 @@ static int on_head(void *ud, const struct http_pool_head *h)
 		if (h->status == 408 || h->status == 429 || h->status >= 500) {
 			v = V_RETRY;
 		} else if (h->status == 401 || h->status == 403 || h->status == 404 ||
-			   h->status == 410) {
+			   h->status == 410 || h->status == 421) {
 			v = V_REFRESH; /* an expired or revoked URL looks like this */
 		} else {
 			v = V_FAIL;
@@ -350,6 +351,43 @@ static double backoff_delay(struct downloader *d, struct dl *x)
 	return delay;
 }
 
+/*
+ * Fresh URLs for x's job and, in the same call, for the waiting jobs whose
+ * URLs were listed before `before`.  URLs expire with age (about an hour
+ * after the listing), so when one is refused or too old, the others of its
+ * age are as suspect, and one batched lookup beats one per file.  0 when
+ * x's job got a fresh URL.
+ */
+static int refresh(struct downloader *d, struct dl *x, double before)
+{
+	struct download_job *jobs[DOWNLOAD_REFRESH_BATCH];
+	bool fresh[DOWNLOAD_REFRESH_BATCH] = { false };
+	double now = download_now();
+	size_t n = 0, got = 0;
+	int rc;
+
+	jobs[n++] = x->job;
+	for (struct dl *y = d->queue; y && n < DOWNLOAD_REFRESH_BATCH; y = y->next) {
+		if (y != x && !y->running && y->job->listed_at > 0 && y->job->listed_at < before) {
+			jobs[n++] = y->job;
+		}
+	}
+	d->stats.refreshes++;
+	rc = d->o.refresh_urls(d->o.ctx, jobs, n, fresh);
+	if (rc) {
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (fresh[i]) {
+			jobs[i]->listed_at = now;
+			got++;
+		}
+	}
+	d->stats.refreshed += (long)got;
+	log_debug("refreshed %zu of %zu download URLs", got, n);
+	return fresh[0] ? 0 : ICPD_ENOTFOUND;
+}
+
 /* An attempt ended without a complete file; decide what next. */
 static void retry_or_fail(struct downloader *d, struct dl *x)
 {
@@ -373,16 +411,16 @@ static void retry_or_fail(struct downloader *d, struct dl *x)
 		x->restarts++;
 	}
 	if (x->verdict == V_REFRESH) {
-		if (x->refreshed || !d->o.refresh_url) {
+		if (x->refreshed || !d->o.refresh_urls) {
 			end_job(d, x, ICPD_EASSET, x->why);
 			return;
 		}
 		x->refreshed = true;
-		if (d->o.refresh_url(d->o.ctx, x->job) != 0) {
+		/* every URL listed before this one was tried is as old or older */
+		if (refresh(d, x, x->started) != 0) {
 			end_job(d, x, ICPD_EASSET, x->why);
 			return;
 		}
-		x->job->listed_at = download_now();
 	}
 	if (x->job->attempts > d->o.max_retries) {
 		end_job(d, x, ICPD_EASSET, x->why);
@@ -414,11 +452,11 @@ static void start(struct downloader *d, struct dl *x)
 	x->verdict = V_OK;
 	x->why[0] = '\0';
 	x->retry_after = -1;
-	if (d->o.refresh_url && job->listed_at > 0 &&
-		download_now() - job->listed_at > d->o.url_max_age) {
-		if (d->o.refresh_url(d->o.ctx, job) == 0) {
-			job->listed_at = download_now();
-		} else {
+	x->started = download_now();
+	if (d->o.refresh_urls && job->listed_at > 0 &&
+		x->started - job->listed_at > d->o.url_max_age) {
+		/* with it, the waiting URLs past half their life */
+		if (refresh(d, x, x->started - d->o.url_max_age / 2) != 0) {
 			log_debug("cannot refresh the URL of '%s'; trying the old one", job->path);
 		}
 	}
