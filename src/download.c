@@ -352,13 +352,15 @@ static double backoff_delay(struct downloader *d, struct dl *x)
 }
 
 /*
- * Fresh URLs for x's job and, in the same call, for the waiting jobs whose
+ * Fresh URLs for x's job and, in the same call, for the other jobs whose
  * URLs were listed before `before`.  URLs expire with age (about an hour
  * after the listing), so when one is refused or too old, the others of its
- * age are as suspect, and one batched lookup beats one per file.  0 when
- * x's job got a fresh URL.
+ * age are as suspect, and one batched lookup beats one per file.  After a
+ * refusal that includes jobs on the wire (with_running): their transfer
+ * keeps the old URL, and if it is refused too the retry takes the new one
+ * without another lookup.  0 when x's job got a fresh URL.
  */
-static int refresh(struct downloader *d, struct dl *x, double before)
+static int refresh(struct downloader *d, struct dl *x, double before, bool with_running)
 {
 	struct download_job *jobs[DOWNLOAD_REFRESH_BATCH];
 	bool fresh[DOWNLOAD_REFRESH_BATCH] = { false };
@@ -368,7 +370,8 @@ static int refresh(struct downloader *d, struct dl *x, double before)
 
 	jobs[n++] = x->job;
 	for (struct dl *y = d->queue; y && n < DOWNLOAD_REFRESH_BATCH; y = y->next) {
-		if (y != x && !y->running && y->job->listed_at > 0 && y->job->listed_at < before) {
+		if (y != x && (with_running || !y->running) && y->job->listed_at > 0 &&
+			y->job->listed_at < before) {
 			jobs[n++] = y->job;
 		}
 	}
@@ -416,8 +419,10 @@ static void retry_or_fail(struct downloader *d, struct dl *x)
 			return;
 		}
 		x->refreshed = true;
-		/* every URL listed before this one was tried is as old or older */
-		if (refresh(d, x, x->started) != 0) {
+		/* a fresh URL came while this attempt ran (another job's refresh
+		 * took it along); else ask, with every URL listed before this
+		 * attempt began: as old or older than the refused one */
+		if (x->job->listed_at <= x->started && refresh(d, x, x->started, true) != 0) {
 			end_job(d, x, ICPD_EASSET, x->why);
 			return;
 		}
@@ -456,7 +461,7 @@ static void start(struct downloader *d, struct dl *x)
 	if (d->o.refresh_urls && job->listed_at > 0 &&
 		x->started - job->listed_at > d->o.url_max_age) {
 		/* with it, the waiting URLs past half their life */
-		if (refresh(d, x, x->started - d->o.url_max_age / 2) != 0) {
+		if (refresh(d, x, x->started - d->o.url_max_age / 2, false) != 0) {
 			log_debug("cannot refresh the URL of '%s'; trying the old one", job->path);
 		}
 	}

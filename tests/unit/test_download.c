@@ -527,6 +527,24 @@ START_TEST(test_refused_url_refreshes_the_queue_at_once)
 }
 END_TEST
 
+START_TEST(test_refused_in_flight_share_one_lookup)
+{
+	struct result r = { 0 };
+	struct download_options o;
+	struct download_stats st;
+
+	/* four transfers go out with stale URLs: the first refusal refreshes
+	 * them all (and the two waiting); the other three retry with the URL
+	 * that came meanwhile, without a lookup of their own */
+	options(&o, &r);
+	o.threads = 4;
+	run_stale(&r, &o, 6, download_now(), &st);
+	ck_assert_int_eq(r.refresh_calls, 1);
+	ck_assert_uint_eq(r.refresh_n[0], 6);
+	ck_assert_int_eq(hits[3], 4);
+}
+END_TEST
+
 START_TEST(test_old_listing_refreshed_before_the_first_try)
 {
 	struct result r = { 0 };
@@ -653,6 +671,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_too_long_fails);
 	tcase_add_test(tc, test_404_refresh);
 	tcase_add_test(tc, test_refused_url_refreshes_the_queue_at_once);
+	tcase_add_test(tc, test_refused_in_flight_share_one_lookup);
 	tcase_add_test(tc, test_old_listing_refreshed_before_the_first_try);
 	tcase_add_test(tc, test_prepare_refusal);
 	tcase_add_test(tc, test_complete_part_needs_no_network);
