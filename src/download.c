@@ -52,6 +52,7 @@ struct downloader {
 	void (*tick)(void *ctx);
 	void *tick_ctx;
 	double last_tick;
+	double refresh_pause_until; /* a lookup failed: none before then */
 	int fatal;
 };
 
@@ -358,7 +359,9 @@ static double backoff_delay(struct downloader *d, struct dl *x)
  * age are as suspect, and one batched lookup beats one per file.  After a
  * refusal that includes jobs on the wire (with_running): their transfer
  * keeps the old URL, and if it is refused too the retry takes the new one
- * without another lookup.  0 when x's job got a fresh URL.
+ * without another lookup.  0 when x's job got a fresh URL, 1 when there
+ * is none for it (gone or changed), else the lookup's error (then no lookup
+ * is tried for a while: backoff_max).
  */
 static int refresh(struct downloader *d, struct dl *x, double before, bool with_running)
 {
@@ -377,7 +380,12 @@ static int refresh(struct downloader *d, struct dl *x, double before, bool with_
 	}
 	d->stats.refreshes++;
 	rc = d->o.refresh_urls(d->o.ctx, jobs, n, fresh);
+	if (rc == ICPD_ENOTFOUND || rc == ICPD_ENOTIMPL) {
+		return 1;
+	}
 	if (rc) {
+		d->refresh_pause_until = now + d->o.backoff_max;
+		log_warn("cannot refresh download URLs: %s", error_message());
 		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -388,13 +396,13 @@ static int refresh(struct downloader *d, struct dl *x, double before, bool with_
 	}
 	d->stats.refreshed += (long)got;
 	log_debug("refreshed %zu of %zu download URLs", got, n);
-	return fresh[0] ? 0 : ICPD_ENOTFOUND;
+	return fresh[0] ? 0 : 1;
 }
 
 /* An attempt ended without a complete file; decide what next. */
 static void retry_or_fail(struct downloader *d, struct dl *x)
 {
-	double delay;
+	double delay, wait = 0;
 
 	if (x->verdict == V_STORAGE) {
 		d->fatal = ICPD_ESTORAGE;
@@ -414,17 +422,33 @@ static void retry_or_fail(struct downloader *d, struct dl *x)
 		x->restarts++;
 	}
 	if (x->verdict == V_REFRESH) {
+		double now = download_now();
+		int rc;
+
 		if (x->refreshed || !d->o.refresh_urls) {
 			end_job(d, x, ICPD_EASSET, x->why);
 			return;
 		}
-		x->refreshed = true;
-		/* a fresh URL came while this attempt ran (another job's refresh
-		 * took it along); else ask, with every URL listed before this
-		 * attempt began: as old or older than the refused one */
-		if (x->job->listed_at <= x->started && refresh(d, x, x->started, true) != 0) {
-			end_job(d, x, ICPD_EASSET, x->why);
-			return;
+		if (x->job->listed_at > x->started) {
+			/* a fresh URL came while this attempt ran (another job's
+			 * refresh took it along) */
+			x->refreshed = true;
+		} else if (now < d->refresh_pause_until) {
+			/* a lookup failed a moment ago: ask again after the pause */
+			wait = d->refresh_pause_until - now;
+		} else {
+			/* with every URL listed before this attempt began: as old
+			 * or older than the refused one */
+			rc = refresh(d, x, x->started, true);
+			if (rc == 1) {
+				end_job(d, x, ICPD_EASSET, x->why);
+				return;
+			}
+			if (rc == 0) {
+				x->refreshed = true;
+			} else {
+				wait = d->o.backoff_max;
+			}
 		}
 	}
 	if (x->job->attempts > d->o.max_retries) {
@@ -439,7 +463,7 @@ static void retry_or_fail(struct downloader *d, struct dl *x)
 		end_job(d, x, ICPD_EASSET, why);
 		return;
 	}
-	delay = x->verdict == V_REFRESH ? 0 : backoff_delay(d, x);
+	delay = x->verdict == V_REFRESH ? wait : backoff_delay(d, x);
 	log_info("'%s': %s; retry %d of %d in %.1f s", x->job->path, x->why, x->job->attempts,
 		d->o.max_retries, delay);
 	fsutil_part_abort(&x->part, false);
@@ -458,7 +482,7 @@ static void start(struct downloader *d, struct dl *x)
 	x->why[0] = '\0';
 	x->retry_after = -1;
 	x->started = download_now();
-	if (d->o.refresh_urls && job->listed_at > 0 &&
+	if (d->o.refresh_urls && job->listed_at > 0 && x->started >= d->refresh_pause_until &&
 		x->started - job->listed_at > d->o.url_max_age) {
 		/* with it, the waiting URLs past half their life */
 		if (refresh(d, x, x->started - d->o.url_max_age / 2, false) != 0) {

@@ -57,7 +57,9 @@ struct download_options {
 	 * server or its listing is older than url_max_age; the others wait in
 	 * the queue with URLs as old, and are asked for in the same call so
 	 * that one lookup serves many files.  n <= DOWNLOAD_REFRESH_BATCH.
-	 * 0, or an error when the lookup failed (nothing changed).  May be NULL. */
+	 * 0; ICPD_ENOTFOUND or ICPD_ENOTIMPL when there is none to be had (a
+	 * refused file then fails); another error when the lookup failed
+	 * (refused files wait backoff_max and ask again).  May be NULL. */
 	int (*refresh_urls)(void *ctx, struct download_job **jobs, size_t n, bool *fresh);
 	/* The verified temp file, before it appears: EXIF, sidecar.  Non-zero
 	 * fails the job with that code.  May be NULL. */

@@ -59,6 +59,7 @@ struct result {
 	char *refresh_to;
 	const char *replaced_url; /* the URL the refresh replaced (the test frees it) */
 	bool refresh_all;         /* give every job asked for "/ok/<size>" */
+	int refresh_fail;         /* calls that fail first (the lookup is down) */
 	int refresh_calls;
 	size_t refresh_n[8];      /* jobs asked for, per call */
 	char *fresh[16];          /* URLs handed out (the test frees them) */
@@ -107,6 +108,10 @@ static int on_refresh(void *ctx, struct download_job **jobs, size_t n, bool *fre
 		r->refresh_n[r->refresh_calls] = n;
 	}
 	r->refresh_calls++;
+	if (r->refresh_fail > 0) {
+		r->refresh_fail--;
+		return error_set(ICPD_EUNAVAIL, "lookup unavailable");
+	}
 	if (r->refresh_all) {
 		for (size_t i = 0; i < n && r->nfresh < 16; i++) {
 			char path[64];
@@ -545,6 +550,24 @@ START_TEST(test_refused_in_flight_share_one_lookup)
 }
 END_TEST
 
+START_TEST(test_failed_lookup_is_asked_again_later)
+{
+	struct result r = { 0 };
+	struct download_options o;
+	struct download_stats st;
+
+	/* the first lookup fails: the refused files wait (backoff_max) and
+	 * are not failed; the next lookup serves all three */
+	options(&o, &r);
+	o.threads = 1;
+	r.refresh_fail = 1;
+	run_stale(&r, &o, 3, download_now(), &st);
+	ck_assert_int_eq(r.refresh_calls, 2);
+	ck_assert_uint_eq(r.refresh_n[1], 3);
+	ck_assert_int_eq(st.refreshed, 3);
+}
+END_TEST
+
 START_TEST(test_old_listing_refreshed_before_the_first_try)
 {
 	struct result r = { 0 };
@@ -672,6 +695,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_404_refresh);
 	tcase_add_test(tc, test_refused_url_refreshes_the_queue_at_once);
 	tcase_add_test(tc, test_refused_in_flight_share_one_lookup);
+	tcase_add_test(tc, test_failed_lookup_is_asked_again_later);
 	tcase_add_test(tc, test_old_listing_refreshed_before_the_first_try);
 	tcase_add_test(tc, test_prepare_refusal);
 	tcase_add_test(tc, test_complete_part_needs_no_network);
