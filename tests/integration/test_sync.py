@@ -655,8 +655,10 @@ class UrlRefresh(unittest.TestCase):
                           env={"ICPD_TEST_URL_MAX_AGE_MS": "500"})
         exp, lines = self.check(r)
         self.assertGreaterEqual(self.lookups(), 1, show(r))
-        # batched: far fewer lookups than files
-        self.assertLessEqual(self.lookups(), len(exp) // 10, lines)
+        # batched: how many lookups depends on how long the run takes (a
+        # wave per half of the age limit); each serves the whole waiting
+        # queue, so on average well over ten files (one per file would be 1)
+        self.assertGreaterEqual(sum(f for f, _ in lines), 10 * self.lookups(), lines)
         refused = [q for q in self.env.fake.requests()["requests"]
                    if q["path"].startswith("/B/") and q["status"] >= 400]
         self.assertEqual(refused, [])
