@@ -78,8 +78,10 @@ class FaultPlan:
                 self.expire_urls_after = int(spec["expire_urls_after"])
                 self.downloads_seen = 0
 
+    PLAN_KEYS = ("bandwidth", "split_pairs", "changes_scan_limit", "expire_urls_after")
+
     def add(self, rule):
-        if "action" not in rule:
+        if "action" not in rule and any(k in rule for k in self.PLAN_KEYS):
             # a plan setting ({"expire_urls_after": N}, {"bandwidth": B}...), not a rule
             self.merge(rule)
             return
