@@ -702,7 +702,8 @@ int cloudkit_refresh_urls(struct cloudkit *ck, const struct asset *const *assets
 			const struct asset *a = assets[i];
 			const json_t *m = a->master_id ? json_object_get(byname, a->master_id) : NULL;
 			const json_t *as = a->asset_id ? json_object_get(byname, a->asset_id) : NULL;
-			struct asset fresh;
+			struct asset fresh; /* holds the looked-up version */
+			struct asset_version *v;
 
 			if (!m || !as || !a->zone || strcmp(a->zone, ck->zone.name) != 0) {
 				log_debug("record '%s': not found by records/lookup; no fresh URL",
@@ -710,11 +711,11 @@ int cloudkit_refresh_urls(struct cloudkit *ck, const struct asset *const *assets
 				continue;
 			}
 			asset_init(&fresh);
-			if (cloudkit_record_version(m, as, a->kind, slots[i], &fresh.versions[slots[i]]) ==
-					0 &&
-				same_version(&a->versions[slots[i]], &fresh.versions[slots[i]])) {
-				urls[i] = fresh.versions[slots[i]].url;
-				fresh.versions[slots[i]].url = NULL;
+			v = &fresh.versions[slots[i]];
+			if (cloudkit_record_version(m, as, a->kind, slots[i], v) == 0 &&
+				same_version(&a->versions[slots[i]], v)) {
+				urls[i] = v->url;
+				v->url = NULL;
 			} else {
 				log_debug("record '%s': the version changed since the listing; no fresh URL",
 					a->master_id);
