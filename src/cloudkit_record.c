@@ -402,6 +402,25 @@ static int pick_version(const json_t *master, const json_t *asset, const char *p
 	return r;
 }
 
+int cloudkit_record_version(const json_t *master, const json_t *asset, enum asset_kind kind,
+	enum asset_size size, struct asset_version *v)
+{
+	const struct slot_map *slots = kind == ASSET_MOVIE ? movie_slots : image_slots;
+	size_t nslots = kind == ASSET_MOVIE ? ARRAY_SIZE(movie_slots) : ARRAY_SIZE(image_slots);
+
+	for (size_t i = 0; i < nslots; i++) {
+		const json_t *from = NULL;
+		const char *why = NULL;
+
+		if (slots[i].size != size) {
+			continue;
+		}
+		/* as in a listing: the asset record first, then the master */
+		return pick_version(master, asset, slots[i].prefix, v, &from, &why) == 0 ? 0 : 1;
+	}
+	return 1;
+}
+
 /* ---------------------------------------------------------------- pair */
 
 int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *zone,

@@ -163,6 +163,62 @@ START_TEST(test_recorded_raw_alt_adj)
 }
 END_TEST
 
+/* What a records/lookup answer gives for one version (cloudkit_record_version,
+ * the URL refresh) is what the listing decoded, for every asset and slot of
+ * the recorded pages (images with RAW+JPEG, edits and live videos; videos). */
+static void check_versions_match_listing(const char *file)
+{
+	size_t len;
+	char *text = slurp(file, &len);
+	json_t *root = json_loads(text, 0, NULL), *r;
+	json_t *byname = json_object();
+	struct cloudkit_page p;
+	size_t i;
+	int found = 0;
+
+	ck_assert_ptr_nonnull(root);
+	json_array_foreach(json_object_get(root, "records"), i, r) {
+		json_object_set(byname, json_string_value(json_object_get(r, "recordName")), r);
+	}
+	ck_assert_int_eq(cloudkit_page_decode(text, len, "PrimarySync", &p), 0);
+	ck_assert_uint_gt(p.n, 0);
+	for (i = 0; i < p.n; i++) {
+		const struct asset *a = &p.assets[i];
+		const json_t *m = json_object_get(byname, a->master_id);
+		const json_t *as = json_object_get(byname, a->asset_id);
+
+		ck_assert_ptr_nonnull(m);
+		ck_assert_ptr_nonnull(as);
+		for (int slot = 0; slot < SIZE_COUNT; slot++) {
+			struct asset_version v = { 0 };
+			int rc = cloudkit_record_version(m, as, a->kind, (enum asset_size)slot, &v);
+
+			ck_assert_int_eq(rc, a->versions[slot].present ? 0 : 1);
+			if (rc == 0) {
+				ck_assert_str_eq(v.url, a->versions[slot].url);
+				ck_assert(v.size == a->versions[slot].size);
+				ck_assert_str_eq(v.checksum, a->versions[slot].checksum);
+				found++;
+			}
+			free(v.url);
+			free(v.uti);
+			free(v.checksum);
+		}
+	}
+	ck_assert_int_gt(found, (int)p.n);
+	cloudkit_page_release(&p);
+	json_decref(byname);
+	json_decref(root);
+	free(text);
+}
+
+START_TEST(test_lookup_version_matches_listing)
+{
+	check_versions_match_listing(RECORDINGS "listing_photos_raw_alt_adj.json");
+	check_versions_match_listing(RECORDINGS "listing_videos.json");
+}
+END_TEST
+
 START_TEST(test_recorded_videos)
 {
 	size_t len;
@@ -1272,6 +1328,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_recorded_unknown_types);
 	tcase_add_test(tc, test_recorded_unpaired);
 	tcase_add_test(tc, test_recorded_split_pages);
+	tcase_add_test(tc, test_lookup_version_matches_listing);
 	tcase_add_test(tc, test_good_synthetic);
 	tcase_add_test(tc, test_missing_download_url);
 	tcase_add_test(tc, test_filename_encodings);
