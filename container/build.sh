@@ -55,7 +55,8 @@ fi
 # layer costs only its changes) when it works on $cache's filesystem, else vfs (no overlayfs
 # or fuse needed, but every layer is a full copy: the build stage is ~600 MB, so a cold
 # build takes about 2.5 times as long). ICPD_STORAGE_DRIVER=overlay|vfs forces one.
-# Each driver has its own storage directory (a graph root cannot change driver).
+# Each driver has its own storage directory (a graph root cannot change driver; the
+# run root is recorded in the store, so stores made before it moved to /run are not reused).
 export CONTAINERS_CONF="$here/containers.conf"
 export CONTAINERS_STORAGE_CONF="$cache/storage.conf"
 # The run root (transient state) goes to a short path under /run: podman's cleanup of an
@@ -76,10 +77,10 @@ auto | overlay)
 	info=$(use_driver overlay containers-overlay) || true
 	if [ "$info" != "runc overlay" ] && [ "$driver" = auto ]; then
 		echo "note: overlay storage does not work here ($(echo "$info" | tail -1)); using vfs"
-		info=$(use_driver vfs containers) || true
+		info=$(use_driver vfs containers-vfs) || true
 	fi
 	;;
-vfs) info=$(use_driver vfs containers) || true ;;
+vfs) info=$(use_driver vfs containers-vfs) || true ;;
 *) info="ICPD_STORAGE_DRIVER must be auto, overlay or vfs, not '$driver'" ;;
 esac
 case $info in
