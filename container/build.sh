@@ -7,7 +7,8 @@
 # Steps: install podman buildah runc debootstrap if missing; make the base image
 # localhost/icpd-base:bookworm with debootstrap --variant=minbase from the mirror configured
 # in the machine's apt sources (read at run time, never written into the repository; the
-# base tarball is cached in $ICPD_CACHE); podman build --pull=never; report the size;
+# base tarball is cached in $ICPD_CACHE); podman build --pull=never; report the size
+# (uncompressed, and of the OCI archive written to $ICPD_CACHE/icpd-oci.tar);
 # run the image (no network, read-only root, uid 1000) with --version.
 #
 # Environment: ICPD_CACHE (default /var/cache/icpd-test): base tarball and container storage
@@ -170,6 +171,14 @@ if [ "$bytes" -le $((max_mb * 1000000)) ]; then
 	ok "image size $mb MB uncompressed (limit $max_mb MB)"
 else
 	bad "image size $mb MB uncompressed exceeds $max_mb MB"
+fi
+
+# what a registry push or `k3s ctr images import` moves: the OCI archive (gzip layers)
+rm -f "$cache/icpd-oci.tar"
+if podman save --format oci-archive -o "$cache/icpd-oci.tar" "$image" >"$cache/save.log" 2>&1; then
+	ok "OCI archive $(awk -v b="$(stat -c %s "$cache/icpd-oci.tar")" 'BEGIN { printf "%.1f", b / 1000000 }') MB ($cache/icpd-oci.tar)"
+else
+	bad "podman save --format oci-archive: $(tail -2 "$cache/save.log")"
 fi
 
 # 6. smoke: the binary runs with no network, a read-only root and uid 1000
