@@ -8,6 +8,10 @@ libjansson-dev libsqlite3-dev libexif-dev libsodium-dev check openssl ca-certifi
 python3 iproute2 util-linux"
 if [ "$mode" = test ]; then
 	pkgs="$pkgs valgrind libimage-exiftool-perl sqlite3 clang clang-tidy libclang-rt-14-dev locales"
+	# the container image (container/build.sh, container/smoke.sh): podman with runc (its
+	# default crun cannot run containers on the CI machine), buildah, and debootstrap for
+	# the base image, which needs the archive keyring to check the mirror's signatures
+	pkgs="$pkgs podman buildah runc debootstrap debian-archive-keyring"
 	# The machine image ships Node.js with its own npm; Debian's npm would
 	# conflict with it, so only ask Debian when there is no npm at all.
 	command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"

@@ -2,7 +2,8 @@
 # The test command: install what is missing, build a release build with
 # --werror and a debug build with ASan/UBSan, run every test suite in both
 # (meson test -v, so Check's own summary lines reach the log), and end with
-# one line "N passed, M failed".  Exit non-zero when anything failed.
+# one line "N passed, M failed".  Then build the container image and smoke-test
+# it (container/build.sh, container/smoke.sh).  Exit non-zero when anything failed.
 set -u
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -83,8 +84,32 @@ else
 	failed=$((failed + 1))
 fi
 
+# 5. The container image: container/build.sh builds it (podman, a debootstrap base from the
+#    Debian mirror, cached in $ICPD_CACHE, default /var/cache/icpd-test), then
+#    container/smoke.sh runs it against the fake iCloud (auth, sync, second sync) in a
+#    loopback-only network namespace.  Each script is one step; exit 77 = this machine
+#    cannot run it (the reason is printed): counted as skipped, never as passed.
+container_step() { # name, script
+	local t0=$SECONDS rc=0
+	echo "== $1"
+	sh "$2" || rc=$?
+	echo "$1: exit $rc, $((SECONDS - t0)) s"
+	case $rc in
+	0) passed=$((passed + 1)) ;;
+	77) skipped=$((skipped + 1)) ;;
+	*) failed=$((failed + 1)) ;;
+	esac
+	return $rc
+}
+if container_step "container image (container/build.sh)" container/build.sh; then
+	container_step "container smoke test (container/smoke.sh)" container/smoke.sh || true
+else
+	echo "container smoke test: not run, the image build failed"
+	failed=$((failed + 1))
+fi
+
 echo
-echo "release + sanitizer builds (meson tests; Check's per-case lines are above)"
+echo "release + sanitizer builds, container image (meson tests; Check's per-case lines are above)"
 if [ "$skipped" -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"
 else
