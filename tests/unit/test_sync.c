@@ -141,7 +141,7 @@ static int run(struct config *c, struct sync_report *rep, long stop_after)
 {
 	struct state *st = NULL;
 	struct src s = { 0 };
-	struct sync_source src = { src_next, NULL, &s };
+	struct sync_source src = { src_next, NULL, NULL, &s };
 	struct sync_options o = { 0 };
 	int rc;
 
