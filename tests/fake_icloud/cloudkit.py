@@ -25,6 +25,7 @@ from http_types import Response, json_response
 
 PREFIX = "/database/1/com.apple.photos.cloud/production/"
 URL_TTL = 3600   # downloadURL lifetime, seconds (§5.1)
+MODIFY_MAX_OPS = 200  # records/modify operations per request (CloudKit Web Services "Data Size Limits")
 
 DESIRED_DEFAULT = None   # None = all fields
 
@@ -436,23 +437,39 @@ class CloudKitService:
 
     # ------------------------------------------------------------ modify / lookup
     def _modify(self, db, body):
+        """records/modify (CloudKit Web Services Reference, "Modifying Records"):
+        at most 200 operations; "atomic" (default true) means one refused
+        operation fails them all, the others with ATOMIC_ERROR; errors are
+        per record inside an HTTP 200 body (cloudkit-photos.md §1.5)."""
         z = self._zone_for(db, body.get("zoneID"))
-        recs = []
+        ops = body.get("operations") or []
+        if len(ops) > MODIFY_MAX_OPS:
+            raise _CkError("BAD_REQUEST", "too many operations (%d > %d)" % (len(ops), MODIFY_MAX_OPS), 400)
         now = self.lib.now()
-        for op in body.get("operations") or []:
+        checked = []   # (name, asset or None, error record or None)
+        for op in ops:
             r = op.get("record") or {}
             name = r.get("recordName")
             x = self.lib.by_uuid.get(name)
+            err = None
             if op.get("operationType") not in ("update", "forceUpdate") or r.get("recordType", "CPLAsset") != "CPLAsset":
-                recs.append({"recordName": name, "serverErrorCode": "BAD_REQUEST", "reason": "unsupported operation"})
-                continue
-            if x is None or x.purged or self.lib.zones[x.zone] is not z:
-                recs.append({"recordName": name, "serverErrorCode": "NOT_FOUND", "reason": "Record not found"})
-                continue
-            tag = r.get("recordChangeTag")
-            if op.get("operationType") == "update" and tag is not None and tag != self.lib.change_tag(x, L.LOG_ASSET):
-                recs.append({"recordName": name, "serverErrorCode": "CONFLICT",
-                             "reason": "record to insert already exists or oplock mismatch"})
+                err = {"recordName": name, "serverErrorCode": "BAD_REQUEST", "reason": "unsupported operation"}
+            elif x is None or x.purged or self.lib.zones[x.zone] is not z:
+                err = {"recordName": name, "serverErrorCode": "NOT_FOUND", "reason": "Record not found"}
+            elif (op.get("operationType") == "update" and r.get("recordChangeTag") is not None
+                  and r.get("recordChangeTag") != self.lib.change_tag(x, L.LOG_ASSET)):
+                err = {"recordName": name, "serverErrorCode": "CONFLICT",
+                       "reason": "record to insert already exists or oplock mismatch"}
+            checked.append((name, x, err, r))
+        if body.get("atomic", True) and any(e for _, _, e, _ in checked):
+            recs = [e or {"recordName": n, "serverErrorCode": "ATOMIC_ERROR",
+                          "reason": "atomic batch failed: another operation was refused"}
+                    for n, _, e, _ in checked]
+            return json_response({"records": recs, "syncToken": self._zone_token(z)})
+        recs = []
+        for name, x, err, r in checked:
+            if err is not None:
+                recs.append(err)
                 continue
             fields = r.get("fields") or {}
             for fname, fv in fields.items():
