@@ -42,7 +42,11 @@ class FaultPlan:
        "status": 429|500|503|..., "retry_after": seconds,
        "after_bytes": N (cut: close after N body bytes),
        "missing": N (short: send Content-Length minus N bytes then close),
-       "rate": bytes/s (drip)}
+       "rate": bytes/s (drip),
+       cloudkit only: "action": "mutate" with "mutation": {library op} applies the op just
+       before the request is handled (someone edits the asset in Photos meanwhile);
+       "action": "lost_answer" handles the request, then answers 503 instead (the change
+       happened, the client never heard: its retry must cope)}
     plus "bandwidth": bytes/s per download connection (0/absent = unlimited).
     """
 
@@ -170,6 +174,12 @@ class CloudKitService:
             r = self._cloudkit_fault(rule)
             if r is not None:
                 return r
+        r = self._handle_op(req, db, op)
+        if rule is not None and rule.get("action") == "lost_answer":
+            return _err("TRY_AGAIN_LATER", "injected fault: the answer was lost", 503)
+        return r
+
+    def _handle_op(self, req, db, op):
         try:
             body = json.loads(req.body.decode("utf-8")) if req.body else {}
         except (ValueError, UnicodeDecodeError):
@@ -215,6 +225,9 @@ class CloudKitService:
             return Response(200, [("Content-Type", "application/json; charset=UTF-8")], body)
         if act == "server_error_code":
             return _err(rule.get("code", "RETRY_LATER"), "injected fault")
+        if act == "mutate":
+            with self.lock:
+                self.lib.mutate(dict(rule["mutation"]))
         return None
 
     # ------------------------------------------------------------ zones

@@ -646,6 +646,25 @@ class Changes(unittest.TestCase):
             self.assertEqual([x["serverErrorCode"] for x in r["records"]], ["CONFLICT", "ATOMIC_ERROR"])
             self.assertEqual(self._deleted_names(), before)
 
+    def test_records_modify_race_and_lost_answer(self):
+        b = page(self.svc, 0)
+        a, c = [r for r in b["records"] if r["recordType"] == "CPLAsset"][:2]
+        # someone favourites the asset between our listing and our modify
+        self.svc.faults.add({"target": "cloudkit", "op": "records/modify", "action": "mutate",
+                             "mutation": {"op": "favourite", "asset": a["recordName"]}})
+        st, r, _ = post(self.svc, "private", "records/modify",
+                        {"atomic": False, "operations": self._trash_ops([a]), "zoneID": self.zid})
+        self.assertEqual((st, r["records"][0]["serverErrorCode"]), (200, "CONFLICT"))
+        self.assertNotIn(a["recordName"], self._deleted_names())
+        # the change happens but the answer is lost; the retry sees a conflict
+        self.svc.faults.add({"target": "cloudkit", "op": "records/modify", "action": "lost_answer"})
+        body = {"atomic": False, "operations": self._trash_ops([c]), "zoneID": self.zid}
+        st, r, _ = post(self.svc, "private", "records/modify", body)
+        self.assertEqual((st, r["serverErrorCode"]), (503, "TRY_AGAIN_LATER"))
+        self.assertIn(c["recordName"], self._deleted_names())
+        st, r, _ = post(self.svc, "private", "records/modify", body)
+        self.assertEqual(r["records"][0]["serverErrorCode"], "CONFLICT")
+
     def test_records_modify_limit_and_restore(self):
         b = page(self.svc, 0)
         a = [r for r in b["records"] if r["recordType"] == "CPLAsset"][0]

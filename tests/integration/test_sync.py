@@ -658,6 +658,47 @@ class SyncDeleteInICloud(unittest.TestCase):
         self.assertEqual(self.trashed(before, self.library(env)), set())
         self.assertEqual(self.modify_requests(env), n)
 
+    def count(self, env, path_end):
+        return sum(1 for r in env.fake.requests()["requests"]
+                   if r["method"] == "POST" and r["path"].endswith(path_end))
+
+    def test_asset_changed_in_icloud_meanwhile_stays(self):
+        env = self.make_env(8, 3)
+        listed = self.listed(env)
+        victim = sorted(listed)[0]
+        env.fake.reset()
+        # someone favourites it in Photos between our listing and our records/modify
+        env.fault({"target": "cloudkit", "op": "records/modify", "action": "mutate",
+                   "mutation": {"op": "favourite", "asset": victim}})
+        before = self.library(env)
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out, "--delete-after-download")
+        self.assertEqual(r.returncode, 4, show(r))
+        self.assertEqual(self.trashed(before, self.library(env)), listed - {victim})
+        err = r.stderr.decode()
+        self.assertIn("CONFLICT", err)
+        self.assertIn("%d assets moved to Recently Deleted, 0 kept (not verified locally), 1 refused"
+                      % (len(listed) - 1), err)
+        # the conflict was checked once with records/lookup: not deleted, so it stays
+        self.assertEqual((self.count(env, "/records/modify"), self.count(env, "/records/lookup")),
+                         (1, 1))
+        self.assertEqual(walk(out), env.expected())
+
+    def test_lost_answer_is_not_a_failure(self):
+        env = self.make_env(8, 3)
+        listed = self.listed(env)
+        env.fake.reset()
+        # the modify goes through but its answer is lost: the retry meets only
+        # conflicts, and records/lookup shows they are ours
+        env.fault({"target": "cloudkit", "op": "records/modify", "action": "lost_answer"})
+        before = self.library(env)
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out, "--delete-after-download")
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertEqual(self.trashed(before, self.library(env)), listed)
+        self.assertEqual((self.count(env, "/records/modify"), self.count(env, "/records/lookup")),
+                         (2, 1))
+
     def test_keep_icloud_recent_days_and_dry_run(self):
         env = self.make_env(16, 9)
         listed = self.listed(env)
