@@ -10,7 +10,10 @@ port 443, /etc/hosts bind-mounted inside the namespace only) and the npm
 icloudpd binary.  Prints PASS/FAIL per option set and "N passed, M failed";
 exits 77 (skipped) when root, unshare or the binary is missing.
 The account has no second factor (hsaVersion 0), so icloudpd signs in by
-itself (tooling.md §4d).
+itself (tooling.md §4d).  Unless --quick, a last phase runs icloudpd with
+--delete-after-download into an empty folder (and, with --icpd, icpd the
+same) and checks both move the same assets to Recently Deleted; the
+library is restored after each.
 
 What is compared with the model, per option set: the set of relative paths
 always; (size, mtime) of every file exactly, except
@@ -399,6 +402,53 @@ def incremental(a, w, st, lib):
     return True, ""
 
 
+def _control(st, method, path, body=None):
+    import urllib.request
+    with open(os.path.join(st, "ready.json")) as f:
+        cport = json.load(f)["control_port"]
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (cport, path), data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def _in_recently_deleted(st):
+    lib = _control(st, "GET", "/library?apple_id=tree@example.com")
+    return {x["uuid"]: x for x in lib["assets"] if x["deleted"] and not x["purged"]}
+
+
+def deletion(a, w, st, auth_cookies):
+    """--delete-after-download: icloudpd into an empty folder moves every
+    asset it downloaded to Recently Deleted; icpd from the same library state
+    must move the same set.  The library is restored after each run."""
+    results = []
+    before = _in_recently_deleted(st)
+    out = os.path.join(w, "out-delete")
+    shutil.rmtree(out, ignore_errors=True)
+    rc, n = run_icloudpd(a, w, st, out, ["--delete-after-download"])
+    moved = {u: x for u, x in _in_recently_deleted(st).items() if u not in before}
+    for u in moved:
+        _control(st, "POST", "/mutate", {"apple_id": "tree@example.com", "op": "restore", "asset": u})
+    ok = rc == 0 and n > 0 and moved and _in_recently_deleted(st).keys() == before.keys()
+    results.append((ok, "icloudpd --delete-after-download: rc %d, %d files, %d assets moved to Recently "
+                        "Deleted" % (rc, n, len(moved))))
+    if auth_cookies is None:
+        return results
+    iout = os.path.join(w, "out-icpd-delete")
+    irc = run_icpd(a, w, st, auth_cookies, iout, ["--delete-after-download"], "UTC", "delete")
+    imoved = {u: x for u, x in _in_recently_deleted(st).items() if u not in before}
+    for u in imoved:
+        _control(st, "POST", "/mutate", {"apple_id": "tree@example.com", "op": "restore", "asset": u})
+    diff = sorted("%s (%s) only %s" % (x["filename"], u, "icloudpd" if u in moved else "icpd")
+                  for u, x in list(moved.items()) + list(imoved.items())
+                  if (u in moved) != (u in imoved))
+    ok = irc == 0 and imoved and not diff
+    results.append((ok, "icpd sync --delete-after-download moves the same %d assets as icloudpd: "
+                        "rc %d%s" % (len(imoved), irc, "".join("\n    " + d for d in diff[:20]))))
+    return results
+
+
 def inner(a):
     import library
     w = a.work
@@ -488,6 +538,11 @@ def inner(a):
             failed += not ok
             print("%s: icloudpd re-run and between-run changes%s" % ("PASS" if ok else "FAIL",
                                                                     "" if ok else " -- " + detail), flush=True)
+        if not a.quick:
+            for ok, detail in deletion(a, w, st, auth_cookies):
+                passed += ok
+                failed += not ok
+                print("%s: %s" % ("PASS" if ok else "FAIL", detail), flush=True)
     finally:
         srv.terminate()
         srv.wait(10)
