@@ -11,9 +11,10 @@ icloudpd binary.  Prints PASS/FAIL per option set and "N passed, M failed";
 exits 77 (skipped) when root, unshare or the binary is missing.
 The account has no second factor (hsaVersion 0), so icloudpd signs in by
 itself (tooling.md §4d).  Unless --quick, a last phase runs icloudpd with
---delete-after-download into an empty folder (and, with --icpd, icpd the
-same) and checks both move the same assets to Recently Deleted; the
-library is restored after each.
+each of DELETION_CASES (--delete-after-download, --keep-icloud-recent-days,
+a dry run) into an empty folder (and, with --icpd, icpd the same) and
+checks both move the same assets to Recently Deleted (the dry run: icpd
+only, moving none); the library is restored after each.
 
 What is compared with the model, per option set: the set of relative paths
 always; (size, mtime) of every file exactly, except
@@ -418,34 +419,74 @@ def _in_recently_deleted(st):
     return {x["uuid"]: x for x in lib["assets"] if x["deleted"] and not x["purged"]}
 
 
-def deletion(a, w, st, auth_cookies):
-    """--delete-after-download: icloudpd into an empty folder moves every
-    asset it downloaded to Recently Deleted; icpd from the same library state
-    must move the same set.  The library is restored after each run."""
+DELETION_CASES = [
+    ["--delete-after-download"],
+    ["--keep-icloud-recent-days", "0"],
+    ["--keep-icloud-recent-days", "1000"],     # only assets at least 1000 days old
+    # icpd only: icloudpd 1.32.2 with --dry-run --delete-after-download never ends (it steps
+    # the listing offset back for every would-be deletion, so it lists the same page again
+    # and again; seen here, 10 min timeout)
+    ["--dry-run", "--delete-after-download"],
+]
+
+
+def _restore(st, uuids):
+    for u in uuids:
+        _control(st, "POST", "/mutate", {"apple_id": "tree@example.com", "op": "restore", "asset": u})
+
+
+def _twin(lib, uuid):
+    """The asset shares name, day (UTC) and original size with another one:
+    icloudpd takes the other's file for it (name + size match) and, under
+    --keep-icloud-recent-days, deletes it from iCloud though its own bytes
+    were never downloaded; icpd keeps it (README, "Deleting")."""
+    x = lib.by_uuid[uuid]
+
+    def key(y):
+        return (y.zone, y.filename, y.asset_date // 86400000, y.res["original"].size)
+    return any(y is not x and not (y.deleted or y.hidden or y.purged) and key(y) == key(x)
+               for y in lib.assets)
+
+
+def deletion(a, w, st, auth_cookies, lib):
+    """Deleting in iCloud: icloudpd into an empty folder with each of
+    DELETION_CASES, then icpd the same from the same library state; both
+    must move the same assets to Recently Deleted (none in a dry run).  The
+    library is restored after each run."""
     results = []
     before = _in_recently_deleted(st)
-    out = os.path.join(w, "out-delete")
-    shutil.rmtree(out, ignore_errors=True)
-    rc, n = run_icloudpd(a, w, st, out, ["--delete-after-download"])
-    moved = {u: x for u, x in _in_recently_deleted(st).items() if u not in before}
-    for u in moved:
-        _control(st, "POST", "/mutate", {"apple_id": "tree@example.com", "op": "restore", "asset": u})
-    ok = rc == 0 and n > 0 and moved and _in_recently_deleted(st).keys() == before.keys()
-    results.append((ok, "icloudpd --delete-after-download: rc %d, %d files, %d assets moved to Recently "
-                        "Deleted" % (rc, n, len(moved))))
-    if auth_cookies is None:
-        return results
-    iout = os.path.join(w, "out-icpd-delete")
-    irc = run_icpd(a, w, st, auth_cookies, iout, ["--delete-after-download"], "UTC", "delete")
-    imoved = {u: x for u, x in _in_recently_deleted(st).items() if u not in before}
-    for u in imoved:
-        _control(st, "POST", "/mutate", {"apple_id": "tree@example.com", "op": "restore", "asset": u})
-    diff = sorted("%s (%s) only %s" % (x["filename"], u, "icloudpd" if u in moved else "icpd")
-                  for u, x in list(moved.items()) + list(imoved.items())
-                  if (u in moved) != (u in imoved))
-    ok = irc == 0 and imoved and not diff
-    results.append((ok, "icpd sync --delete-after-download moves the same %d assets as icloudpd: "
-                        "rc %d%s" % (len(imoved), irc, "".join("\n    " + d for d in diff[:20]))))
+    for args in DELETION_CASES:
+        dry = "--dry-run" in args
+        moved = {}
+        if not dry:
+            out = os.path.join(w, "out-delete")
+            shutil.rmtree(out, ignore_errors=True)
+            rc, n = run_icloudpd(a, w, st, out, args)
+            moved = {u: x for u, x in _in_recently_deleted(st).items() if u not in before}
+            _restore(st, moved)
+            ok = rc == 0 and n > 0 and moved and _in_recently_deleted(st).keys() == before.keys()
+            results.append((ok, "icloudpd %s: rc %d, %d files, %d assets moved to Recently Deleted"
+                                % (" ".join(args), rc, n, len(moved))))
+        if auth_cookies is None:
+            continue
+        iout = os.path.join(w, "out-icpd-delete")
+        irc = run_icpd(a, w, st, auth_cookies, iout, args, "UTC", "delete")
+        imoved = {u: x for u, x in _in_recently_deleted(st).items() if u not in before}
+        _restore(st, imoved)
+        diff, notes = [], []
+        for u, x in sorted(list(moved.items()) + list(imoved.items())):
+            if (u in moved) == (u in imoved):
+                continue
+            line = "%s (%s) only %s" % (x["filename"], u, "icloudpd" if u in moved else "icpd")
+            if u in moved and "--keep-icloud-recent-days" in args and _twin(lib, u):
+                notes.append(line + ": a name-and-size twin whose own bytes were never downloaded")
+            else:
+                diff.append(line)
+        ok = irc == 0 and (bool(imoved) or dry) and not diff
+        results.append((ok, "icpd sync %s moves the same %d assets as icloudpd%s: rc %d%s"
+                            % (" ".join(args), len(imoved), " (none: dry run)" if dry else "", irc,
+                               "".join("\n    " + d for d in diff[:20])
+                               + "".join("\n    expected difference: " + n for n in notes))))
     return results
 
 
@@ -539,7 +580,7 @@ def inner(a):
             print("%s: icloudpd re-run and between-run changes%s" % ("PASS" if ok else "FAIL",
                                                                     "" if ok else " -- " + detail), flush=True)
         if not a.quick:
-            for ok, detail in deletion(a, w, st, auth_cookies):
+            for ok, detail in deletion(a, w, st, auth_cookies, lib):
                 passed += ok
                 failed += not ok
                 print("%s: %s" % ("PASS" if ok else "FAIL", detail), flush=True)
