@@ -295,7 +295,7 @@ static enum verdict classify(const char *what, int net_err, const struct http_re
 	return V_OK;
 }
 
-static void sleep_seconds(double s)
+void cloudkit_sleep(double s)
 {
 	struct timespec ts;
 
@@ -401,7 +401,7 @@ static int post_loop_h(struct cloudkit *ck, struct http_client *h, const char *u
 			rerr < 0 ? error_message() : "temporary failure", delay, attempt + 1,
 			ck->opts.max_attempts);
 		error_clear();
-		sleep_seconds(delay);
+		cloudkit_sleep(delay);
 	}
 	http_response_release(&resp);
 	return err;
@@ -529,7 +529,7 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 			}
 			log_warn("%s: temporary failure; retrying in %.1f s", what, delay);
 			error_clear();
-			sleep_seconds(delay);
+			cloudkit_sleep(delay);
 		}
 		if (err == 0 && v != V_OK) {
 			/* this one again, on its own, with the remaining attempts */

@@ -4,10 +4,8 @@
  * (cloudkit-photos.md §9.1).  A soft delete only: isDeleted = 1, which the
  * user can undo in Photos for about 40 days.  Never isExpunged.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -156,19 +154,6 @@ static int trash_batch(struct cloudkit *ck, struct cloudkit_trash_item **batch, 
 	return err;
 }
 
-static void pause_seconds(double s)
-{
-	struct timespec ts;
-
-	if (s <= 0) {
-		return;
-	}
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-	}
-}
-
 int cloudkit_trash(struct cloudkit *ck, struct cloudkit_trash_item *items, size_t n)
 {
 	struct cloudkit_trash_item *batch[CLOUDKIT_TRASH_BATCH];
@@ -190,7 +175,7 @@ int cloudkit_trash(struct cloudkit *ck, struct cloudkit_trash_item *items, size_
 		if (round > 0) {
 			log_warn("records/modify: %zu records answered 'try again later'; sending them again",
 				left);
-			pause_seconds(ck->opts.base_backoff * (double)(1 << round));
+			cloudkit_sleep(ck->opts.base_backoff * (double)(1 << round));
 		}
 		for (size_t i = 0; i < n && err == 0; i++) {
 			if (items[i].result != 1) {
