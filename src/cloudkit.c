@@ -1112,28 +1112,6 @@ void cloudkit_tokens_file_close(struct cloudkit_tokens *t)
 	t->ctx = NULL;
 }
 
-/* ---------------------------------------------------------------- test session */
-
-int cloudkit_session_from_json_file(struct session *s, const char *path)
-{
-	json_error_t jerr;
-	json_t *root = json_load_file(path, 0, &jerr);
-	const char *keys[] = { "dsid", "ckdatabasews_url", "client_id", "cookies" };
-	char **fields[] = { &s->dsid, &s->ckdatabasews_url, &s->client_id, &s->cookies };
-
-	if (!root) {
-		return error_set(ICPD_EUSAGE, "cannot read test session '%s': %s", path, jerr.text);
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		const char *v = json_string_value(json_object_get(root, keys[i]));
-
-		free(*fields[i]);
-		*fields[i] = v ? xstrdup(v) : NULL;
-	}
-	json_decref(root);
-	return 0;
-}
-
 /* ---------------------------------------------------------------- output */
 
 static json_t *str_or_null(const char *s)

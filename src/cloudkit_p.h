@@ -104,6 +104,12 @@ void cloudkit_pairs_flush(struct cloudkit_pairs *p, const char *zone, struct clo
 int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *zone,
 	struct asset *a);
 
+/* One version (slot size of an asset of that kind) from a looked-up pair,
+ * found as cloudkit_record_pair finds it: 0 with *v filled (release with
+ * the asset it goes into, or free its fields), 1 when absent or unusable. */
+int cloudkit_record_version(const json_t *master, const json_t *asset, enum asset_kind kind,
+	enum asset_size size, struct asset_version *v);
+
 /* A CPLAlbum record → album (0), or 1 when it is not one to offer (root
  * folders, deleted).  A name that cannot be decoded is reported and the
  * record name used instead. */

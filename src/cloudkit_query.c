@@ -301,6 +301,19 @@ static bool token_rejected(const json_t *zresp)
 	return json_object_get(zresp, "serverErrorCode") != NULL;
 }
 
+/* One records/lookup of recs (an array of {"recordName"}; borrowed) in the
+ * selected zone, with the listing's desired keys.  *resp: the answer
+ * (caller decrefs). */
+static int lookup_records(struct cloudkit *ck, json_t *recs, json_t **resp)
+{
+	json_t *body = json_pack("{s:O,s:o,s:o}", "records", recs, "zoneID", cloudkit_zone_json(ck),
+		"desiredKeys", desired_json());
+	int err = cloudkit_post(ck, ck->zone.shared_db, "records/lookup", body, true, resp);
+
+	json_decref(body);
+	return err;
+}
+
 static int lookup_masters(struct cloudkit_query *it)
 {
 	struct cloudkit *ck = it->ck;
@@ -312,16 +325,14 @@ static int lookup_masters(struct cloudkit_query *it)
 		json_array_append_new(names, json_pack("{s:s}", "recordName", key));
 	}
 	for (size_t start = 0; err == 0 && start < json_array_size(names); start += LOOKUP_BATCH) {
-		json_t *recs = json_array(), *body, *resp = NULL, *r;
+		json_t *recs = json_array(), *resp = NULL, *r;
 		size_t i;
 
 		for (i = start; i < json_array_size(names) && i < start + LOOKUP_BATCH; i++) {
 			json_array_append(recs, json_array_get(names, i));
 		}
-		body = json_pack("{s:o,s:o,s:o}", "records", recs, "zoneID", cloudkit_zone_json(ck),
-			"desiredKeys", desired_json());
-		err = cloudkit_post(ck, ck->zone.shared_db, "records/lookup", body, true, &resp);
-		json_decref(body);
+		err = lookup_records(ck, recs, &resp);
+		json_decref(recs);
 		if (err < 0) {
 			break;
 		}
@@ -636,4 +647,92 @@ int cloudkit_select_library_cached(struct cloudkit *ck, const char *name,
 		free(desc);
 	}
 	return cloudkit_select_library(ck, name);
+}
+
+/* ---------------------------------------------------------------- URL refresh */
+
+static bool same_version(const struct asset_version *listed, const struct asset_version *now)
+{
+	if (listed->size != now->size) {
+		return false;
+	}
+	return !listed->checksum || !now->checksum || strcmp(listed->checksum, now->checksum) == 0;
+}
+
+/* Ask for name once per request (two versions of one asset share records). */
+static void add_name(json_t *recs, json_t *seen, const char *name)
+{
+	if (name && !json_object_get(seen, name)) {
+		json_object_set_new(seen, name, json_true());
+		json_array_append_new(recs, json_pack("{s:s}", "recordName", name));
+	}
+}
+
+int cloudkit_refresh_urls(struct cloudkit *ck, const struct asset *const *assets,
+	const enum asset_size *slots, size_t n, char **urls)
+{
+	size_t from = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		urls[i] = NULL;
+	}
+	while (err == 0 && from < n) {
+		json_t *recs = json_array(), *seen = json_object(), *byname = json_object();
+		json_t *resp = NULL, *r;
+		size_t to = from, i;
+
+		/* both records of each asset (a version may live on either), up
+		 * to LOOKUP_BATCH names per request */
+		while (to < n && json_array_size(recs) + 2 <= LOOKUP_BATCH) {
+			add_name(recs, seen, assets[to]->master_id);
+			add_name(recs, seen, assets[to]->asset_id);
+			to++;
+		}
+		err = lookup_records(ck, recs, &resp);
+		json_array_foreach(json_object_get(resp, "records"), i, r) {
+			const char *name = json_string_value(json_object_get(r, "recordName"));
+
+			if (name && !json_object_get(r, "serverErrorCode") &&
+				json_is_string(json_object_get(r, "recordType"))) {
+				json_object_set(byname, name, r);
+			}
+		}
+		for (i = from; err == 0 && i < to; i++) {
+			const struct asset *a = assets[i];
+			const json_t *m = a->master_id ? json_object_get(byname, a->master_id) : NULL;
+			const json_t *as = a->asset_id ? json_object_get(byname, a->asset_id) : NULL;
+			struct asset fresh; /* holds the looked-up version */
+			struct asset_version *v;
+
+			if (!m || !as || !a->zone || strcmp(a->zone, ck->zone.name) != 0) {
+				log_debug("record '%s': not found by records/lookup; no fresh URL",
+					a->master_id ? a->master_id : "?");
+				continue;
+			}
+			asset_init(&fresh);
+			v = &fresh.versions[slots[i]];
+			if (cloudkit_record_version(m, as, a->kind, slots[i], v) == 0 &&
+				same_version(&a->versions[slots[i]], v)) {
+				urls[i] = v->url;
+				v->url = NULL;
+			} else {
+				log_debug("record '%s': the version changed since the listing; no fresh URL",
+					a->master_id);
+			}
+			asset_release(&fresh);
+		}
+		json_decref(resp);
+		json_decref(byname);
+		json_decref(seen);
+		json_decref(recs);
+		from = to;
+	}
+	if (err) {
+		for (size_t i = 0; i < n; i++) {
+			free(urls[i]);
+			urls[i] = NULL;
+		}
+	}
+	return err;
 }

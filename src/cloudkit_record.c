@@ -340,9 +340,11 @@ static const struct slot_map movie_slots[] = {
 /*
  * Fill one version from rec's <prefix>Res / <prefix>FileType.  Returns 1
  * when rec has no such resource, 0 when filled, -1 when present but
- * unusable (reported).
+ * unusable: *why says what, and the caller reports it (once, saying whether
+ * the version or the whole asset goes).
  */
-static int version_from(const json_t *rec, const char *prefix, struct asset_version *v)
+static int version_from(const json_t *rec, const char *prefix, struct asset_version *v,
+	const char **why)
 {
 	char key[64];
 	const json_t *res, *url, *size;
@@ -354,18 +356,18 @@ static int version_from(const json_t *rec, const char *prefix, struct asset_vers
 		return 1;
 	}
 	if (!json_is_object(res)) {
-		log_warn("record '%s': %s is not a resource object; version skipped", rec_name(rec), key);
+		*why = "is not a resource object";
 		return -1;
 	}
 	url = json_object_get(res, "downloadURL");
 	size = json_object_get(res, "size");
 	sum = json_string_value(json_object_get(res, "fileChecksum"));
 	if (!json_is_string(url) || json_string_length(url) == 0) {
-		log_warn("record '%s': %s has no downloadURL; version skipped", rec_name(rec), key);
+		*why = "has no downloadURL";
 		return -1;
 	}
 	if (!json_is_integer(size) || json_integer_value(size) < 0) {
-		log_warn("record '%s': %s has no valid size; version skipped", rec_name(rec), key);
+		*why = "has no valid size";
 		return -1;
 	}
 	snprintf(key, sizeof(key), "%sFileType", prefix);
@@ -381,12 +383,51 @@ static int version_from(const json_t *rec, const char *prefix, struct asset_vers
 	return 0;
 }
 
+/*
+ * One version by §4.3: <prefix>Res on the asset record first, then on the
+ * master.  Returns what version_from returns; *from is the record looked
+ * at last (the one to name in a report).
+ */
+static int pick_version(const json_t *master, const json_t *asset, const char *prefix,
+	struct asset_version *v, const json_t **from, const char **why)
+{
+	int r;
+
+	*from = asset;
+	r = version_from(asset, prefix, v, why);
+	if (r == 1) {
+		*from = master;
+		r = version_from(master, prefix, v, why);
+	}
+	return r;
+}
+
+int cloudkit_record_version(const json_t *master, const json_t *asset, enum asset_kind kind,
+	enum asset_size size, struct asset_version *v)
+{
+	const struct slot_map *slots = kind == ASSET_MOVIE ? movie_slots : image_slots;
+	size_t nslots = kind == ASSET_MOVIE ? ARRAY_SIZE(movie_slots) : ARRAY_SIZE(image_slots);
+
+	for (size_t i = 0; i < nslots; i++) {
+		const json_t *from = NULL;
+		const char *why = NULL;
+
+		if (slots[i].size != size) {
+			continue;
+		}
+		/* as in a listing: the asset record first, then the master */
+		return pick_version(master, asset, slots[i].prefix, v, &from, &why) == 0 ? 0 : 1;
+	}
+	return 1;
+}
+
 /* ---------------------------------------------------------------- pair */
 
 int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *zone,
 	struct asset *a)
 {
 	const char *mname = rec_name(master), *why = NULL, *s;
+	const json_t *from = NULL;
 	const struct slot_map *slots;
 	size_t nslots;
 	int64_t iv;
@@ -400,6 +441,19 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 	a->zone = zone ? xstrdup(zone) : NULL;
 	s = json_string_value(json_object_get(asset, "recordChangeTag"));
 	a->change_tag = s ? xstrdup(s) : NULL;
+
+	/* the original first: an asset without a usable one is skipped, and
+	 * that is the one thing reported about it */
+	r = pick_version(master, asset, "resOriginal", &a->versions[SIZE_ORIGINAL], &from, &why);
+	if (r < 0) {
+		log_warn("record '%s': resOriginalRes %s; asset skipped", rec_name(from), why);
+		return ICPD_EASSET;
+	}
+	if (r == 1) {
+		log_warn("record '%s' (asset '%s'): no resOriginalRes; asset skipped", mname,
+			a->asset_id);
+		return ICPD_EASSET;
+	}
 
 	/* file name: each encoding; a bad one degrades to "no name" (the
 	 * naming module then uses the recordName fallback, §6.1-2) */
@@ -422,7 +476,7 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 	}
 	a->kind = kind_of(a->item_type, a->filename);
 
-	/* versions: the asset record first, then the master (§4.3) */
+	/* the other versions (§4.3); an unusable one is dropped alone */
 	if (a->kind == ASSET_MOVIE) {
 		slots = movie_slots;
 		nslots = ARRAY_SIZE(movie_slots);
@@ -431,18 +485,15 @@ int cloudkit_record_pair(const json_t *master, const json_t *asset, const char *
 		nslots = ARRAY_SIZE(image_slots);
 	}
 	for (size_t i = 0; i < nslots; i++) {
-		struct asset_version *v = &a->versions[slots[i].size];
-
-		r = version_from(asset, slots[i].prefix, v);
-		if (r == 1) {
-			r = version_from(master, slots[i].prefix, v);
+		if (slots[i].size == SIZE_ORIGINAL) {
+			continue;
 		}
-		(void)r;
-	}
-	if (!a->versions[SIZE_ORIGINAL].present) {
-		log_warn("record '%s' (asset '%s'): no usable original resource; asset skipped", mname,
-			a->asset_id);
-		return ICPD_EASSET;
+		r = pick_version(master, asset, slots[i].prefix, &a->versions[slots[i].size], &from,
+			&why);
+		if (r < 0) {
+			log_warn("record '%s': %sRes %s; version skipped", rec_name(from), slots[i].prefix,
+				why);
+		}
 	}
 
 	/* dates and flags from the asset */

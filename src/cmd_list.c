@@ -32,30 +32,20 @@ struct signin {
 	struct config *cfg;
 	struct session s;
 	struct http_client *http;
-	bool opened;   /* session_open succeeded: session_close frees */
-	bool test;     /* ICPD_TEST_SESSION: fields freed here */
 };
 
 /*
- * The session: normally auth_ensure_session (never prompting without a
- * terminal).  Tests may set ICPD_TEST_SESSION to a session JSON file
- * (cloudkit_session_from_json_file) to list without signing in; read here,
- * at the CLI, so nothing below calls getenv().
+ * The session: the one 'icpd auth' saved, validated by auth_ensure_session
+ * (never prompting without a terminal).
  */
 static int signin_open(struct signin *si, struct config *cfg)
 {
-	const char *path = getenv("ICPD_TEST_SESSION");
 	struct http_options ho = { .ca_file = cfg->ca_file };
 	int err;
 
 	memset(si, 0, sizeof(*si));
 	si->cfg = cfg;
 	si->s.lock_fd = -1;
-	if (path && *path) {
-		si->test = true;
-		log_warn("using the test session in '%s' (ICPD_TEST_SESSION)", path);
-		return cloudkit_session_from_json_file(&si->s, path);
-	}
 	if (!cfg->username || !*cfg->username) {
 		error_set(ICPD_EUSAGE, "no Apple ID given");
 		error_hint("pass -u/--username or set ICPD_USERNAME");
@@ -68,7 +58,6 @@ static int signin_open(struct signin *si, struct config *cfg)
 	if (!err) {
 		err = session_open(&si->s, cfg->cookie_directory, cfg->username, cfg->secret_key_file,
 			LIST_LOCK_WAIT);
-		si->opened = err == 0;
 	}
 	if (!err) {
 		err = auth_ensure_session(cfg, &si->s, si->http, AUTH_UNATTENDED);
@@ -85,11 +74,6 @@ static int signin_revalidate(void *ctx, struct session *s)
 	struct signin *si = ctx;
 	int err;
 
-	if (si->test) {
-		error_set(ICPD_EAUTH, "the test session was rejected (HTTP 421)");
-		error_hint("run 'icpd auth' and list without ICPD_TEST_SESSION");
-		return ICPD_EAUTH;
-	}
 	err = auth_ensure_session(si->cfg, s, si->http, AUTH_UNATTENDED);
 	if (!err) {
 		err = session_store_cookies(s, si->http);
@@ -97,19 +81,11 @@ static int signin_revalidate(void *ctx, struct session *s)
 	return err;
 }
 
+/* session_close is a no-op on a session that session_open never opened
+ * (or closed again on failure). */
 static void signin_close(struct signin *si)
 {
-	if (si->opened) {
-		session_close(&si->s);
-	} else {
-		free(si->s.dsid);
-		free(si->s.ckdatabasews_url);
-		free(si->s.client_id);
-		if (si->s.cookies) {
-			secure_zero(si->s.cookies, strlen(si->s.cookies));
-		}
-		free(si->s.cookies);
-	}
+	session_close(&si->s);
 	http_client_free(si->http);
 }
 

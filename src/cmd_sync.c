@@ -104,6 +104,16 @@ static int listing_next(void *ctx, struct asset *out)
 	}
 }
 
+/* Download URLs expire about an hour after the listing: fresh ones by
+ * records/lookup in the library being listed. */
+static int listing_refresh(void *ctx, const struct asset *const *assets,
+	const enum asset_size *slots, size_t n, char **urls)
+{
+	struct listing *l = ctx;
+
+	return cloudkit_refresh_urls(l->ck, assets, slots, n, urls);
+}
+
 /*
  * Sync tokens live in the state database, scoped by a fingerprint of the
  * directory and of every option that changes which files a listing
@@ -323,7 +333,7 @@ int cmd_sync(struct config *cfg)
 	struct cloudkit_tokens tokens = { token_get, token_put, &scope };
 	struct revalidate_ctx rv = { cfg, NULL };
 	struct listing l = { 0 };
-	struct sync_source src = { listing_next, NULL, listing_trash, &l };
+	struct sync_source src = { listing_next, listing_refresh, listing_trash, &l };
 	struct sync_options so = { 0 };
 	struct sync_report rep;
 	struct state *st = NULL;
@@ -426,6 +436,8 @@ int cmd_sync(struct config *cfg)
 		long ms = env_long("ICPD_TEST_BACKOFF_MS");
 
 		so.backoff = ms > 0 ? (double)ms / 1000.0 : 0;
+		ms = env_long("ICPD_TEST_URL_MAX_AGE_MS");
+		so.url_max_age = ms > 0 ? (double)ms / 1000.0 : 0;
 	}
 	rc = sync_run(cfg, st, &src, &so, &rep);
 	if (rc == 0 && l.incremental) {

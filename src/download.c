@@ -35,8 +35,9 @@ struct dl {
 	int64_t start;          /* offset asked for in this attempt */
 	double not_before;
 	int restarts;
-	bool refreshed;
+	bool refreshed;         /* a refusal already led to a fresh URL */
 	bool running;
+	double started;         /* when the current attempt began */
 	enum verdict verdict;
 	char why[200];
 	double retry_after;
@@ -51,6 +52,7 @@ struct downloader {
 	void (*tick)(void *ctx);
 	void *tick_ctx;
 	double last_tick;
+	double refresh_pause_until; /* a lookup failed: none before then */
 	int fatal;
 };
 
@@ -202,7 +204,7 @@ static int on_head(void *ud, const struct http_pool_head *h)
 		if (h->status == 408 || h->status == 429 || h->status >= 500) {
 			v = V_RETRY;
 		} else if (h->status == 401 || h->status == 403 || h->status == 404 ||
-			   h->status == 410) {
+			   h->status == 410 || h->status == 421) {
 			v = V_REFRESH; /* an expired or revoked URL looks like this */
 		} else {
 			v = V_FAIL;
@@ -350,10 +352,57 @@ static double backoff_delay(struct downloader *d, struct dl *x)
 	return delay;
 }
 
+/*
+ * Fresh URLs for x's job and, in the same call, for the other jobs whose
+ * URLs were listed before `before`.  URLs expire with age (about an hour
+ * after the listing), so when one is refused or too old, the others of its
+ * age are as suspect, and one batched lookup beats one per file.  After a
+ * refusal that includes jobs on the wire (with_running): their transfer
+ * keeps the old URL, and if it is refused too the retry takes the new one
+ * without another lookup.  0 when x's job got a fresh URL, 1 when there
+ * is none for it (gone or changed), else the lookup's error (then no lookup
+ * is tried for a while: backoff_max).
+ */
+static int refresh(struct downloader *d, struct dl *x, double before, bool with_running)
+{
+	struct download_job *jobs[DOWNLOAD_REFRESH_BATCH];
+	bool fresh[DOWNLOAD_REFRESH_BATCH] = { false };
+	double now = download_now();
+	size_t n = 0, got = 0;
+	int rc;
+
+	jobs[n++] = x->job;
+	for (struct dl *y = d->queue; y && n < DOWNLOAD_REFRESH_BATCH; y = y->next) {
+		if (y != x && (with_running || !y->running) && y->job->listed_at > 0 &&
+			y->job->listed_at < before) {
+			jobs[n++] = y->job;
+		}
+	}
+	d->stats.refreshes++;
+	rc = d->o.refresh_urls(d->o.ctx, jobs, n, fresh);
+	if (rc == ICPD_ENOTFOUND || rc == ICPD_ENOTIMPL) {
+		return 1;
+	}
+	if (rc) {
+		d->refresh_pause_until = now + d->o.backoff_max;
+		log_warn("cannot refresh download URLs: %s", error_message());
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (fresh[i]) {
+			jobs[i]->listed_at = now;
+			got++;
+		}
+	}
+	d->stats.refreshed += (long)got;
+	log_debug("refreshed %zu of %zu download URLs", got, n);
+	return fresh[0] ? 0 : 1;
+}
+
 /* An attempt ended without a complete file; decide what next. */
 static void retry_or_fail(struct downloader *d, struct dl *x)
 {
-	double delay;
+	double delay, wait = 0;
 
 	if (x->verdict == V_STORAGE) {
 		d->fatal = ICPD_ESTORAGE;
@@ -373,16 +422,34 @@ static void retry_or_fail(struct downloader *d, struct dl *x)
 		x->restarts++;
 	}
 	if (x->verdict == V_REFRESH) {
-		if (x->refreshed || !d->o.refresh_url) {
+		double now = download_now();
+		int rc;
+
+		if (x->refreshed || !d->o.refresh_urls) {
 			end_job(d, x, ICPD_EASSET, x->why);
 			return;
 		}
-		x->refreshed = true;
-		if (d->o.refresh_url(d->o.ctx, x->job) != 0) {
-			end_job(d, x, ICPD_EASSET, x->why);
-			return;
+		if (x->job->listed_at > x->started) {
+			/* a fresh URL came while this attempt ran (another job's
+			 * refresh took it along) */
+			x->refreshed = true;
+		} else if (now < d->refresh_pause_until) {
+			/* a lookup failed a moment ago: ask again after the pause */
+			wait = d->refresh_pause_until - now;
+		} else {
+			/* with every URL listed before this attempt began: as old
+			 * or older than the refused one */
+			rc = refresh(d, x, x->started, true);
+			if (rc == 1) {
+				end_job(d, x, ICPD_EASSET, x->why);
+				return;
+			}
+			if (rc == 0) {
+				x->refreshed = true;
+			} else {
+				wait = d->o.backoff_max;
+			}
 		}
-		x->job->listed_at = download_now();
 	}
 	if (x->job->attempts > d->o.max_retries) {
 		end_job(d, x, ICPD_EASSET, x->why);
@@ -396,7 +463,7 @@ static void retry_or_fail(struct downloader *d, struct dl *x)
 		end_job(d, x, ICPD_EASSET, why);
 		return;
 	}
-	delay = x->verdict == V_REFRESH ? 0 : backoff_delay(d, x);
+	delay = x->verdict == V_REFRESH ? wait : backoff_delay(d, x);
 	log_info("'%s': %s; retry %d of %d in %.1f s", x->job->path, x->why, x->job->attempts,
 		d->o.max_retries, delay);
 	fsutil_part_abort(&x->part, false);
@@ -414,11 +481,11 @@ static void start(struct downloader *d, struct dl *x)
 	x->verdict = V_OK;
 	x->why[0] = '\0';
 	x->retry_after = -1;
-	if (d->o.refresh_url && job->listed_at > 0 &&
-		download_now() - job->listed_at > d->o.url_max_age) {
-		if (d->o.refresh_url(d->o.ctx, job) == 0) {
-			job->listed_at = download_now();
-		} else {
+	x->started = download_now();
+	if (d->o.refresh_urls && job->listed_at > 0 && x->started >= d->refresh_pause_until &&
+		x->started - job->listed_at > d->o.url_max_age) {
+		/* with it, the waiting URLs past half their life */
+		if (refresh(d, x, x->started - d->o.url_max_age / 2, false) != 0) {
 			log_debug("cannot refresh the URL of '%s'; trying the old one", job->path);
 		}
 	}

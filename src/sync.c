@@ -381,26 +381,41 @@ static int job_prepare(void *ctx, struct download_job *dj, const char *tmp_path)
 	return rc;
 }
 
-static int job_refresh(void *ctx, struct download_job *dj)
+static int job_refresh(void *ctx, struct download_job **djs, size_t n, bool *fresh)
 {
-	struct sync_job *job = (struct sync_job *)dj;
 	struct sync *s = ctx;
-	char *url = NULL;
+	const struct asset *assets[DOWNLOAD_REFRESH_BATCH] = { NULL };
+	enum asset_size slots[DOWNLOAD_REFRESH_BATCH] = { SIZE_ORIGINAL };
+	char *urls[DOWNLOAD_REFRESH_BATCH] = { NULL };
 	int rc;
 
 	if (!s->src->refresh) {
 		return ICPD_ENOTIMPL;
 	}
-	rc = s->src->refresh(s->src->ctx, &job->asset, job->source, &url);
-	if (rc || !url) {
-		free(url);
-		return rc ? rc : ICPD_ENOTFOUND;
+	if (n > DOWNLOAD_REFRESH_BATCH) {
+		n = DOWNLOAD_REFRESH_BATCH;
 	}
-	free(job->url);
-	job->url = url;
-	job->dl.url = url;
-	log_debug("refreshed the URL of '%s'", job->rel);
-	return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sync_job *job = (struct sync_job *)djs[i];
+
+		assets[i] = &job->asset;
+		slots[i] = job->source;
+	}
+	rc = s->src->refresh(s->src->ctx, assets, slots, n, urls);
+	for (size_t i = 0; i < n; i++) {
+		struct sync_job *job = (struct sync_job *)djs[i];
+
+		if (rc || !urls[i]) {
+			free(urls[i]);
+			continue;
+		}
+		free(job->url);
+		job->url = urls[i];
+		job->dl.url = urls[i];
+		fresh[i] = true;
+		log_debug("refreshed the URL of '%s'", job->rel);
+	}
+	return rc;
 }
 
 static void job_done(void *ctx, struct download_job *dj)
@@ -958,10 +973,11 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 	dopt.bandwidth = rate;
 	dopt.max_retries = opts ? opts->max_retries : 0;
 	dopt.backoff = opts ? opts->backoff : 0;
+	dopt.url_max_age = opts ? opts->url_max_age : 0;
 	dopt.file_mode = (mode_t)cfg->file_mode;
 	dopt.dir_mode = (mode_t)cfg->dir_mode;
 	dopt.ctx = &s;
-	dopt.refresh_url = job_refresh;
+	dopt.refresh_urls = job_refresh;
 	dopt.prepare = job_prepare;
 	dopt.done = job_done;
 	rc = download_new(&s.dl, &dopt);

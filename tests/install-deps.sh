@@ -27,3 +27,23 @@ if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	$SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends $missing
 fi
+
+# The interop oracle for the test mode: the real icloudpd 1.32.2 (npm's
+# prebuilt binary, unmodified), cached outside the repository.  The tests
+# install it themselves when it is missing; doing it here, once, keeps them
+# from racing each other for it.  No registry: the interop tests say so and
+# are skipped (counted as skipped, never as passed).
+if [ "$mode" = test ]; then
+	cache=${ICPD_TEST_CACHE:-/var/cache/icpd-test}
+	bin=$cache/icloudpd/node_modules/@icloudpd/linux-x64/bin/icloudpd
+	if [ ! -x "$bin" ] && command -v npm >/dev/null 2>&1; then
+		echo "icpd: installing icloudpd 1.32.2 from npm into $cache/icloudpd (the interop oracle)"
+		mkdir -p "$cache/icloudpd"
+		(
+			cd "$cache/icloudpd" &&
+				{ [ -f package.json ] || npm init -y >/dev/null; } &&
+				flock .install-lock npm install --no-audit --no-fund icloudpd@1.32.2 >/dev/null 2>&1 &&
+				chmod +x "$bin"
+		) || echo "icpd: could not install icloudpd from npm; the interop tests will be skipped"
+	fi
+fi

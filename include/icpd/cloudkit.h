@@ -173,6 +173,18 @@ bool cloudkit_query_is_full(const struct cloudkit_query *it);
 int cloudkit_select_library_cached(struct cloudkit *ck, const char *name,
 	struct cloudkit_tokens *tokens) __attribute__((warn_unused_result));
 
+/*
+ * Fresh downloadURLs for n versions of listed assets of the selected
+ * library (they expire about an hour after the listing, cloudkit-photos.md
+ * §5.1): records/lookup of each asset's CPLMaster and CPLAsset, up to 200
+ * records per request.  urls[i] (caller frees) is the URL of version
+ * slots[i] of assets[i] (borrowed), or NULL when the records are gone or
+ * that version changed since the listing (another size or checksum).
+ * 0, or the error of a request (every urls[i] is then NULL).
+ */
+int cloudkit_refresh_urls(struct cloudkit *ck, const struct asset *const *assets,
+	const enum asset_size *slots, size_t n, char **urls) __attribute__((warn_unused_result));
+
 /* Records reported and skipped so far (bad records, unpaired halves). */
 long cloudkit_query_skipped(const struct cloudkit_query *it);
 
@@ -235,14 +247,6 @@ struct cloudkit_trash_item {
 };
 
 int cloudkit_trash(struct cloudkit *ck, struct cloudkit_trash_item *items, size_t n)
-	__attribute__((warn_unused_result));
-
-/*
- * Test-only: build a session from a JSON file {"dsid", "ckdatabasews_url",
- * "client_id", "cookies"} (cookies: Netscape lines).  Used by cmd_list when
- * no sign-in module is linked yet.
- */
-int cloudkit_session_from_json_file(struct session *s, const char *path)
 	__attribute__((warn_unused_result));
 
 #endif

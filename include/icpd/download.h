@@ -11,6 +11,7 @@
 #define ICPD_DOWNLOAD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -32,6 +33,10 @@ struct download_job {
 	int attempts;
 };
 
+/* Jobs per refresh_urls call: each may need two records, and a lookup
+ * takes 200 (cloudkit-photos.md §5.1). */
+#define DOWNLOAD_REFRESH_BATCH 100
+
 struct download_options {
 	const char *tmpdir;     /* "<directory>/.icpd-tmp", must exist */
 	const char *ca_file;
@@ -47,9 +52,15 @@ struct download_options {
 	mode_t file_mode, dir_mode;
 
 	void *ctx;
-	/* Give job a fresh url (set job->url, owned by the caller) when the
-	 * listing is old or the CDN refused it; 0 when refreshed.  May be NULL. */
-	int (*refresh_url)(void *ctx, struct download_job *job);
+	/* Fresh URLs for jobs[0..n) (set job->url, owned by the caller, and
+	 * fresh[i] = true for each job given one): jobs[0] was refused by the
+	 * server or its listing is older than url_max_age; the others wait in
+	 * the queue with URLs as old, and are asked for in the same call so
+	 * that one lookup serves many files.  n <= DOWNLOAD_REFRESH_BATCH.
+	 * 0; ICPD_ENOTFOUND or ICPD_ENOTIMPL when there is none to be had (a
+	 * refused file then fails); another error when the lookup failed
+	 * (refused files wait backoff_max and ask again).  May be NULL. */
+	int (*refresh_urls)(void *ctx, struct download_job **jobs, size_t n, bool *fresh);
 	/* The verified temp file, before it appears: EXIF, sidecar.  Non-zero
 	 * fails the job with that code.  May be NULL. */
 	int (*prepare)(void *ctx, struct download_job *job, const char *tmp_path);
@@ -60,6 +71,8 @@ struct download_options {
 struct download_stats {
 	int64_t bytes;          /* received so far */
 	long queued, running, done, failed;
+	long refreshes;         /* refresh_urls calls */
+	long refreshed;         /* URLs they replaced */
 };
 
 struct downloader;

@@ -29,9 +29,12 @@ struct sync_source {
 	/* 0 with *out filled (the engine releases it), ICPD_ITEROVER at the
 	 * end, or an error (the run stops with it). */
 	int (*next)(void *ctx, struct asset *out);
-	/* A fresh downloadURL for one version of an asset (records/lookup);
-	 * *url is owned by the caller afterwards.  May be NULL. */
-	int (*refresh)(void *ctx, const struct asset *a, enum asset_size slot, char **url);
+	/* Fresh downloadURLs (records/lookup) for n <= 100 versions:
+	 * urls[i] = the URL of version slots[i] of assets[i] (borrowed), owned
+	 * by the caller afterwards, or NULL when there is none (the asset is
+	 * gone or changed).  0, or the error of the lookup.  May be NULL. */
+	int (*refresh)(void *ctx, const struct asset *const *assets, const enum asset_size *slots,
+		size_t n, char **urls);
 	/* Move n assets to Recently Deleted (--delete-after-download,
 	 * --keep-icloud-recent-days); each item's result is set.  Returns 0, or
 	 * the error that stopped it (items not answered keep result 1).  May be
@@ -68,6 +71,8 @@ struct sync_options {
 	const char *user_agent;      /* NULL = default */
 	double backoff;              /* first retry delay (tests shorten it); 0 = 1 s */
 	int max_retries;             /* 0 = 5 */
+	double url_max_age;          /* seconds before a listed URL is refreshed; 0 = 3300
+	                              * (tests shorten it; ICPD_TEST_URL_MAX_AGE_MS) */
 	long stop_after_step;        /* > 0: SIGKILL ourselves after that many state-changing
 	                              * steps (crash tests; ICPD_TEST_STOP_AFTER_STEP) */
 	bool progress_tty;           /* draw a progress bar on stderr */

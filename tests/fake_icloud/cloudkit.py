@@ -47,7 +47,9 @@ class FaultPlan:
        before the request is handled (someone edits the asset in Photos meanwhile);
        "action": "lost_answer" handles the request, then answers 503 instead (the change
        happened, the client never heard: its retry must cope)}
-    plus "bandwidth": bytes/s per download connection (0/absent = unlimited).
+    plus "bandwidth": bytes/s per download connection (0/absent = unlimited),
+    and "expire_urls_after": N (the content host's clock jumps past every URL
+    handed out so far when download request N+1 arrives; once).
     """
 
     def __init__(self, spec=None):
@@ -56,6 +58,8 @@ class FaultPlan:
         self.bandwidth = 0
         self.split_pairs = False       # listing pages: last asset moves to the next page
         self.changes_scan_limit = 0    # changes/zone: log entries examined per call (0 = default)
+        self.expire_urls_after = 0     # download requests before every listed URL expires (0 = never)
+        self.downloads_seen = 0
         self.counts = {}
         self.fired = []
         self.merge(spec or {})
@@ -75,10 +79,29 @@ class FaultPlan:
                 self.split_pairs = bool(spec["split_pairs"])
             if spec.get("changes_scan_limit") is not None:
                 self.changes_scan_limit = int(spec["changes_scan_limit"])
+            if spec.get("expire_urls_after") is not None:
+                self.expire_urls_after = int(spec["expire_urls_after"])
+                self.downloads_seen = 0
+
+    PLAN_KEYS = ("bandwidth", "split_pairs", "changes_scan_limit", "expire_urls_after")
 
     def add(self, rule):
+        if "action" not in rule and any(k in rule for k in self.PLAN_KEYS):
+            # a plan setting ({"expire_urls_after": N}, {"bandwidth": B}...), not a rule
+            self.merge(rule)
+            return
         with self.lock:
             self.rules.append(dict(rule))
+
+    def download_expires_urls(self, path):
+        """Count a download request; True when it is the one at which every URL
+        handed out so far expires (expire_urls_after)."""
+        with self.lock:
+            self.downloads_seen += 1
+            if self.expire_urls_after and self.downloads_seen == self.expire_urls_after + 1:
+                self.fired.append(("download", path, "expire_urls"))
+                return True
+            return False
 
     def clear(self):
         with self.lock:
@@ -87,6 +110,8 @@ class FaultPlan:
             self.bandwidth = 0
             self.split_pairs = False
             self.changes_scan_limit = 0
+            self.expire_urls_after = 0
+            self.downloads_seen = 0
 
     def take(self, target, path):
         """Count this request and return the rule that fires, or None."""
@@ -143,6 +168,7 @@ class CloudKitService:
         self.lock = library.lock
         self.requests = []          # (db, op, body-json) log for tests
         self.sign_key = hashlib.sha256(b"url-sign" + library.key).digest()
+        self.url_skew = 0           # seconds the content host's clock is ahead (expire_urls_after)
         try:
             import faults as core_faults
             if hasattr(core_faults, "register_action"):
@@ -537,7 +563,7 @@ class CloudKitService:
     def download_url(self, x, slot, fc, ref):
         z = self.lib.zones[x.zone]
         path = "/B/%s%s/${f}" % (_b64url(fc), _b64url(ref))
-        e = int(self.lib.now() / 1000) + URL_TTL
+        e = int(self.lib.now() / 1000) + self.url_skew + URL_TTL
         sig = self._sign(path, e)
         return ("%s%s?o=%s&v=1&x=3&a=%s&e=%d&k=%s&fl=&r=%s-1&ckc=com.apple.photos.cloud&ckz=%s&y=1&p=42&s=%s"
                 % (self.content_base, path, _b64url(ref[:22]), _b64url(fc[:22]), e,
@@ -672,9 +698,14 @@ class CloudKitService:
             e = 0
         sig = (q.get("s") or [""])[0]
         canon = urllib.parse.unquote(req.path)
+        if self.faults.download_expires_urls(canon.split("?")[0]):
+            # time passes: every URL handed out until now is past its hour;
+            # the ones listed or looked up from now on are fresh
+            with self.lock:
+                self.url_skew += URL_TTL + 1
         if not hmac.compare_digest(sig, self._sign(canon, e)):
             return Response(403, [("Content-Type", "text/plain")], b"Forbidden: bad signature\n")
-        if self.lib.now() / 1000 > e:
+        if self.lib.now() / 1000 + self.url_skew > e:
             return Response(410, [("Content-Type", "text/plain")], b"Gone: URL expired\n")
         blob = self.lib.blob(x, slot)
         size = blob.size

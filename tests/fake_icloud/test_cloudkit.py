@@ -699,6 +699,33 @@ class Lookup(unittest.TestCase):
         r, data = get(svc, url)
         self.assertEqual((r.status, len(data)), (200, x.res["original"].size))
 
+    def test_expire_urls_after(self):
+        """expire_urls_after N: download request N+1 finds every URL handed
+        out so far expired (410); URLs from records/lookup or a listing made
+        afterwards download again."""
+        lib, svc = make(45, 12)
+        svc.faults.add({"expire_urls_after": 2})   # a plan setting, as POST /faults sends it
+        got = page(svc, 0)["records"]
+        urls = [r["fields"]["resOriginalRes"]["value"]["downloadURL"] for r in got
+                if r["recordType"] == "CPLMaster"][:3]
+        self.assertEqual([get(svc, u)[0].status for u in urls], [200, 200, 410])
+        self.assertEqual(get(svc, urls[0])[0].status, 410)       # for good, not once
+        self.assertEqual([(t, p) for t, p, a in svc.faults.fired if a == "expire_urls"],
+                         [("download", urllib.parse.urlsplit(urls[2]).path)])
+        master = next(r for r in got if r["recordType"] == "CPLMaster")
+        st, b, _ = post(svc, "private", "records/lookup", {"records": [{"recordName": master["recordName"]}],
+                                                           "zoneID": {"zoneName": "PrimarySync"}})
+        fresh = b["records"][0]["fields"]["resOriginalRes"]["value"]
+        self.assertNotEqual(fresh["downloadURL"], urls[0])
+        r, data = get(svc, fresh["downloadURL"])
+        self.assertEqual((r.status, len(data)), (200, fresh["size"]))
+        relisted = page(svc, 0)["records"][0]["fields"]["resOriginalRes"]["value"]["downloadURL"]
+        self.assertEqual(get(svc, relisted)[0].status, 200)
+        # once only; clear() forgets it
+        self.assertEqual([get(svc, fresh["downloadURL"])[0].status for _ in range(3)], [200] * 3)
+        svc.faults.clear()
+        self.assertEqual(svc.faults.expire_urls_after, 0)
+
 
 class Downloads(unittest.TestCase):
     @classmethod

@@ -1,45 +1,27 @@
-"""Start the fake iCloud for the listing tests and sign in to it.
-
-The sign-in module of icpd is not merged yet, so this helper signs in like
-a browser would (SRP, trusted-device code, trust, accountLogin) with the
-standard library and the fake's own SRP arithmetic, and writes the session
-JSON that `icpd list` reads from ICPD_TEST_SESSION.  The lead will unify
-this with tests/integration/fakeenv.py.
+"""Start the fake iCloud for the listing tests and sign in to it with the
+real `icpd auth` (password file, trusted-device code), so `icpd list` runs
+exactly as it does for a user: with the session saved in a cookie
+directory.  Test classes sign in once (about 0.3 s) and share it.
 """
-import base64
-import http.client
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "..", "fake_icloud")
 sys.path.insert(0, FAKE)
 
 import library as fake_library  # noqa: E402
-import srp_server as srp  # noqa: E402
 
 USER = "listing@example.com"
 PASSWORD = "correct horse battery staple"
-
-
-class _Conn(http.client.HTTPSConnection):
-    """HTTPS to NAME.localhost:PORT, connecting to 127.0.0.1 (the resolver
-    may not know *.localhost; libcurl does)."""
-
-    def connect(self):
-        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+CODE = "123456"  # the fake's trusted-device code
 
 
 class Fake:
@@ -71,7 +53,6 @@ class Fake:
         self.port = info["port"]
         self.control = info["control_port"]
         self.ca = info["ca"]
-        self.ctx = ssl.create_default_context(cafile=self.ca)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -105,93 +86,43 @@ class Fake:
         return self.ctl("POST", "/mutate", dict(op, apple_id=USER))
 
     # ---------------------------------------------------------------- sign-in
-    def _call(self, host, method, path, body=None, headers=None):
-        c = _Conn(host, self.port, context=self.ctx, timeout=60)
-        h = {"Content-Type": "application/json", "Accept": "application/json",
-             "Origin": "https://www.icloud.com", "X-Apple-Widget-Key": "test"}
-        h.update(headers or {})
-        c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
-        r = c.getresponse()
-        data = r.read()
-        hdrs = r.getheaders()
-        c.close()
-        return r.status, hdrs, data
+    def endpoint_args(self):
+        """The flags that point icpd at this fake (as tests/integration/fakeenv_auth.py)."""
+        p = self.port
+        return ["--ca-file", self.ca,
+                "--auth-root", "https://idmsa.apple.localhost:%d" % p,
+                "--auth-endpoint", "https://idmsa.apple.localhost:%d/appleauth/auth" % p,
+                "--setup-endpoint", "https://setup.icloud.localhost:%d/setup/ws/1" % p,
+                "--home-endpoint", "https://www.icloud.localhost:%d" % p]
 
-    def signin(self):
-        """Returns the session JSON dict for ICPD_TEST_SESSION."""
-        idmsa = "idmsa.localhost"
-        a = srp.new_secret()
-        A = pow(srp.G, a, srp.N)
-        st, h, data = self._call(idmsa, "POST", "/appleauth/auth/signin/init",
-                                 {"a": base64.b64encode(srp.minb(A)).decode(), "accountName": USER,
-                                  "protocols": ["s2k", "s2k_fo"]})
-        assert st == 200, (st, data)
-        init = json.loads(data)
-        salt = base64.b64decode(init["salt"])
-        B = srp.to_int(base64.b64decode(init["b"]))
-        x = srp.x_of(srp.password_key(PASSWORD, salt, init["iteration"], init["protocol"]), salt)
-        u = srp.u_of(A, B)
-        S = pow((B - srp.K_MULT * pow(srp.G, x, srp.N)) % srp.N, a + u * x, srp.N)
-        K = srp.session_K(S)
-        m1 = srp.proof_M1(USER, salt, A, B, K)
-        m2 = srp.proof_M2(A, m1, K)
-        st, h, data = self._call(idmsa, "POST", "/appleauth/auth/signin/complete",
-                                 {"accountName": USER, "c": init["c"], "rememberMe": True,
-                                  "m1": base64.b64encode(m1).decode(),
-                                  "m2": base64.b64encode(m2).decode(), "trustTokens": []})
-        assert st in (200, 409), (st, data)
-        keys = self._keys(h, {})
-        st, h, data = self._call(idmsa, "POST", "/appleauth/auth/verify/trusteddevice/securitycode",
-                                 {"securityCode": {"code": "123456"}}, self._hdrs(keys))
-        assert st == 204, (st, data)
-        keys = self._keys(h, keys)
-        st, h, data = self._call(idmsa, "GET", "/appleauth/auth/2sv/trust", None, self._hdrs(keys))
-        assert st == 204, (st, data)
-        keys = self._keys(h, keys)
-        trust = dict(h).get("X-Apple-TwoSV-Trust-Token")
-        st, h, data = self._call("setup.localhost", "POST", "/setup/ws/1/accountLogin",
-                                 {"dsWebAuthToken": keys["X-Apple-Session-Token"], "trustToken": trust,
-                                  "extended_login": True, "accountCountryCode": "USA"})
-        assert st == 200, (st, data)
-        acct = json.loads(data)
-        ck = acct["webservices"]["ckdatabasews"]["url"]
-        host = ck.split("//", 1)[1].split(":")[0].split("/")[0]
-        lines = []
-        for k, v in h:
-            if k.lower() != "set-cookie":
-                continue
-            nv = v.split(";", 1)[0]
-            name, value = nv.split("=", 1)
-            # host-only cookies for the CloudKit host, in libcurl's format
-            lines.append("%s\tFALSE\t/\tTRUE\t0\t%s\t%s" % (host, name, value))
-        return {"dsid": acct["dsInfo"]["dsid"], "ckdatabasews_url": ck,
-                "client_id": "auth-%s" % uuid.uuid1(), "cookies": "\n".join(lines) + "\n"}
+    def account_args(self, cookies):
+        """-u, the cookie directory and the endpoints: what every icpd command here takes."""
+        return ["-u", USER, "--cookie-directory", cookies] + self.endpoint_args()
 
-    @staticmethod
-    def _keys(h, old):
-        keys = dict(old)
-        for k, v in h:
-            if k in ("scnt", "X-Apple-ID-Session-Id", "X-Apple-Session-Token"):
-                keys[k] = v
-        return keys
-
-    @staticmethod
-    def _hdrs(keys):
-        return {k: v for k, v in keys.items() if k in ("scnt", "X-Apple-ID-Session-Id")}
-
-    def write_session(self):
-        path = os.path.join(self.tmp, "session.json")
-        with open(path, "w") as f:
-            json.dump(self.signin(), f)
-        os.chmod(path, 0o600)
-        return path
+    def sign_in(self, icpd, cookies=None):
+        """`icpd auth` with a password file and the trusted-device code on a pipe;
+        returns the cookie directory holding the saved session."""
+        cookies = cookies or os.path.join(self.tmp, "cookies")
+        pw = os.path.join(self.tmp, "pw")
+        with open(pw, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(pw, 0o600)
+        r = subprocess.run([icpd, "auth", *self.account_args(cookies), "--password-file", pw],
+                           input=CODE + "\n", env=icpd_env(self.tmp), capture_output=True,
+                           text=True, timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError("icpd auth against the fake exited %d: %s"
+                               % (r.returncode, r.stderr[-3000:]))
+        return cookies
 
 
-def icpd_env(session_path):
-    env = dict(os.environ)
-    env["ICPD_TEST_SESSION"] = session_path
-    env.pop("ICPD_CONFIG", None)
-    env["XDG_CONFIG_HOME"] = os.path.dirname(session_path)
+def icpd_env(tmp):
+    """A clean environment: no ICPD_* and no proxies leaking in from outside,
+    no user config file."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ICPD_") and "proxy" not in k.lower()}
+    env["XDG_CONFIG_HOME"] = tmp
+    env.setdefault("HOME", tmp)
     return env
 
 

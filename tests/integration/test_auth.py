@@ -470,38 +470,8 @@ class AuthTest(unittest.TestCase):
         self.ok(r)
         self.assertEqual(FAKE.count("POST", "/signin/init"), 0)
 
-    def test_import_session_made_by_real_icloudpd(self):
-        """icloudpd 1.32.2 itself signed in against the fake
-        (tests/fake_icloud/run_icloudpd.sh); icpd adopts its cookie directory
-        and uses it with no password and no code."""
-        cache = os.path.join(os.environ.get("ICPD_TEST_CACHE", "/var/cache/icpd-test"),
-                             "icloudpd-session")
-        if not os.path.isdir(os.path.join(cache, "cookies")):
-            r = fe.subprocess.run(["sh", os.path.join(fe.FAKE_DIR, "run_icloudpd.sh")],
-                                  stdout=fe.subprocess.PIPE, stderr=fe.subprocess.STDOUT)
-            if r.returncode == 77:
-                print("\n" + "*" * 70 + "\nSKIP: the real icloudpd could not run here, so its "
-                      "session could not be imported:\n" + r.stdout.decode()[-2000:] +
-                      "\n" + "*" * 70, file=sys.stderr)
-                self.skipTest("real icloudpd cannot run here (run_icloudpd.sh exit 77)")
-            self.assertEqual(r.returncode, 0, r.stdout.decode()[-3000:])
-        fake = fe.Fake(os.path.join(cache, "accounts.json"), state_from=os.path.join(cache, "state"))
-        try:
-            pydir = os.path.join(self.tmp, "icloudpd-cookies")
-            shutil.copytree(os.path.join(cache, "cookies"), pydir)
-            r = self.icpd("auth", "jdoe@example.com", ["--import-icloudpd", pydir],
-                          password=None, fake=fake)
-            self.ok(r)
-            log = fake.requests()["counts"]
-            self.assertEqual(log.get("POST /setup/ws/1/validate"), 1, log)
-            self.assertNotIn("POST /appleauth/auth/signin/init", log)
-            self.assertEqual(fake.counters()["pushes"], 0)
-            # the imported session is now icpd's own: reused without icloudpd's files
-            r = self.icpd("sync", "jdoe@example.com", ["--auth-only"], password=None, fake=fake)
-            self.ok(r)
-            self.assertNotIn("POST /appleauth/auth/signin/init", fake.requests()["counts"])
-        finally:
-            fake.stop()
+    # test_import_session_made_by_real_icloudpd: its own meson test,
+    # integration_auth_icloudpd_import (test_icloudpd_import.py)
 
     # ---- secrets never in clear ----
     def test_debug_run_leaks_no_secret(self):

@@ -6,6 +6,8 @@
 The expected results come from the library spec the fake is started with
 (cloudkit-photos.md §3–§4 say what each index holds and how each resource
 maps to a size).  ICPD_LISTING_ASSETS sets the library size (default 10000).
+Every class signs in with the real `icpd auth` once; `icpd list` then uses
+the saved session like it does for a user.
 """
 import base64
 import json
@@ -119,8 +121,12 @@ class Listing(unittest.TestCase):
     def setUpClass(cls):
         cls.spec = L.generate_spec(N_ASSETS, 11)
         cls.fake = fe.Fake(cls.spec)
-        cls.session = cls.fake.write_session()
-        cls.env = fe.icpd_env(cls.session)
+        try:
+            cls.cookies = cls.fake.sign_in(ICPD)
+        except Exception:
+            cls.fake.cleanup()
+            raise
+        cls.env = fe.icpd_env(cls.fake.tmp)
         cls.lib = L.Library.from_spec(cls.spec)
 
     @classmethod
@@ -128,8 +134,8 @@ class Listing(unittest.TestCase):
         cls.fake.cleanup()
 
     def icpd(self, *args, check=True):
-        r = subprocess.run([ICPD, "list", *args, "--ca-file", self.fake.ca, "--log-level", "info"],
-                           env=self.env, capture_output=True, text=True, timeout=600)
+        r = subprocess.run([ICPD, "list", *args, *self.fake.account_args(self.cookies),
+                            "--log-level", "info"], env=self.env, capture_output=True, text=True, timeout=600)
         if check and r.returncode != 0:
             self.fail("icpd list %s exited %d: %s" % (" ".join(args), r.returncode, r.stderr[-3000:]))
         return r
@@ -182,7 +188,7 @@ class Listing(unittest.TestCase):
         out = os.path.join(self.fake.tmp, "rss")
         for par in ("1", "4"):
             r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out, ICPD, "list", "assets",
-                                "--ca-file", self.fake.ca, "--listing-parallelism", par],
+                                *self.fake.account_args(self.cookies), "--listing-parallelism", par],
                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, timeout=600)
             self.assertEqual(r.returncode, 0, r.stderr[-2000:])
@@ -245,7 +251,8 @@ class Listing(unittest.TestCase):
         import pty
         master, slave = pty.openpty()
         try:
-            p = subprocess.Popen([ICPD, "list", *args, "--ca-file", self.fake.ca], env=self.env,
+            p = subprocess.Popen([ICPD, "list", *args, *self.fake.account_args(self.cookies)],
+                                 env=self.env,
                                  stdout=slave, stderr=subprocess.PIPE)
             os.close(slave)
             chunks = []
@@ -299,7 +306,12 @@ class Errors(unittest.TestCase):
     def setUpClass(cls):
         cls.spec = L.generate_spec(150, 9)
         cls.fake = fe.Fake(cls.spec)
-        cls.env = fe.icpd_env(cls.fake.write_session())
+        try:
+            cls.cookies = cls.fake.sign_in(ICPD)
+        except Exception:
+            cls.fake.cleanup()
+            raise
+        cls.env = fe.icpd_env(cls.fake.tmp)
 
     @classmethod
     def tearDownClass(cls):
@@ -310,18 +322,37 @@ class Errors(unittest.TestCase):
         self.fake.ctl("POST", "/accounts", {"apple_id": fe.USER, "adp": False})
 
     def run_list(self, *args):
-        return subprocess.run([ICPD, "list", *args, "--ca-file", self.fake.ca, "--listing-parallelism",
-                               "1"], env=self.env, capture_output=True, text=True, timeout=300)
+        return subprocess.run([ICPD, "list", *args, *self.fake.account_args(self.cookies),
+                               "--listing-parallelism", "1"], env=self.env, capture_output=True,
+                              text=True, timeout=300)
 
     def fault(self, **f):
         self.fake.ctl("POST", "/faults", dict({"service": "ckdatabasews"}, **f))
 
     def test_adp_access_denied_exits_7(self):
-        self.fake.ctl("POST", "/accounts", {"apple_id": fe.USER, "adp": True})
+        """CloudKit's ACCESS_DENIED (what the fake answers for an ADP account)
+        maps to exit 7 with the hint.  Injected on zones/list: with ADP on the
+        account itself, the sign-in check below stops icpd before CloudKit."""
+        self.fault(path_regex="zones/list", action="status", count=0,
+                   params={"status": 403, "content_type": "application/json",
+                           "body": json.dumps({"serverErrorCode": "ACCESS_DENIED",
+                                               "reason": "private db access disabled for this "
+                                                         "account"})})
         r = self.run_list("assets")
         self.assertEqual(r.returncode, 7, r.stderr)
         self.assertIn("ACCESS_DENIED", r.stderr)
         self.assertIn("Access iCloud Data on the Web", r.stderr)
+
+    def test_adp_account_stops_at_sign_in_exits_7(self):
+        """The session check sees iCDPEnabled and stops before any CloudKit call."""
+        self.fake.ctl("POST", "/accounts", {"apple_id": fe.USER, "adp": True})
+        self.fake.reset_counters()
+        r = self.run_list("assets")
+        self.assertEqual(r.returncode, 7, r.stderr)
+        self.assertIn("Advanced Data Protection is on", r.stderr)
+        self.assertIn("Access iCloud Data on the Web", r.stderr)
+        self.assertFalse([e for e in self.fake.requests()["requests"]
+                          if e.get("service") == "ckdatabasews"])
 
     def test_zone_not_found_says_finish_setup(self):
         self.fault(path_regex="zones/list", action="status", count=0,
@@ -331,11 +362,14 @@ class Errors(unittest.TestCase):
         self.assertEqual(r.returncode, 7, r.stderr)
         self.assertIn("finish setting up iCloud", r.stderr)
 
-    def test_421_without_revalidation_asks_for_auth(self):
+    def test_persistent_421_asks_for_auth(self):
+        """421 on every query: the session is validated again once, then icpd
+        gives up with exit 3 and asks for 'icpd auth'."""
         self.fault(path_regex="records/query", action="421", count=0)
-        r = self.run_list("assets")
+        r = self.run_list("assets", "--log-level", "info")
         self.assertEqual(r.returncode, 3, r.stderr)
         self.assertIn("icpd auth", r.stderr)
+        self.assertEqual(r.stderr.count("validating it again"), 1, r.stderr)
 
     def test_persistent_503_is_bounded(self):
         self.fault(path_regex="records/query", action="503", retry_after=0, count=0)
@@ -373,9 +407,10 @@ class RealSignIn(unittest.TestCase):
     def tearDownClass(cls):
         cls.fake.cleanup()
 
-    def run_icpd(self, cmd, *args, stdin=""):
+    def run_icpd(self, cmd, *args, stdin="", env_extra=None):
         p = self.fake.port
         env = {k: v for k, v in os.environ.items() if not k.startswith("ICPD_")}
+        env.update(env_extra or {})
         argv = [ICPD, *cmd, "-u", fe.USER, "--cookie-directory", self.cookies,
                 "--password-file", self.pw, "--ca-file", self.fake.ca,
                 "--auth-root", "https://idmsa.apple.localhost:%d" % p,
@@ -388,11 +423,23 @@ class RealSignIn(unittest.TestCase):
     def test_list_after_auth_and_revalidate_on_421(self):
         r = self.run_icpd(["auth"], stdin="123456\n")
         self.assertEqual(r.returncode, 0, r.stderr)
-        r = self.run_icpd(["list", "libraries"], "--json")
+        # the removed test back door stays removed: a session file named in
+        # ICPD_TEST_SESSION is neither read nor mentioned, the saved session is used
+        bogus = os.path.join(self.fake.tmp, "bogus-session.json")
+        with open(bogus, "w") as f:
+            json.dump({"dsid": "1", "ckdatabasews_url": "https://127.0.0.1:1", "client_id": "x",
+                       "cookies": ""}, f)
+        self.fake.reset_counters()
+        r = self.run_icpd(["list", "libraries"], "--json", env_extra={"ICPD_TEST_SESSION": bogus})
         self.assertEqual(r.returncode, 0, r.stderr)
         names = [x["name"] for x in json.loads(r.stdout)]
         self.assertIn("PrimarySync", names)
         self.assertNotIn("ICPD_TEST_SESSION", r.stderr)
+        self.assertNotIn("test session", r.stderr)
+        self.assertTrue(any(e.get("service") == "ckdatabasews"
+                            for e in self.fake.requests()["requests"]))
+        with open(ICPD, "rb") as f:
+            self.assertNotIn(b"ICPD_TEST_SESSION", f.read())
         self.fake.ctl("POST", "/faults", {"service": "ckdatabasews", "path_regex": "records/query",
                                           "action": "421", "nth": 2, "count": 1})
         try:
@@ -423,15 +470,21 @@ class Incremental(unittest.TestCase):
     def setUp(self):
         self.spec = L.generate_spec(2000, 5)
         self.fake = fe.Fake(self.spec)
-        self.env = fe.icpd_env(self.fake.write_session())
+        try:
+            self.cookies = self.fake.sign_in(ICPD)
+        except Exception:
+            self.fake.cleanup()
+            raise
+        self.env = fe.icpd_env(self.fake.tmp)
         self.tokens = os.path.join(self.fake.tmp, "tokens")
 
     def tearDown(self):
         self.fake.cleanup()
 
     def changes(self):
-        r = subprocess.run([ICPD, "list", "changes", self.tokens, "--ca-file", self.fake.ca,
-                            "--log-level", "info"], env=self.env, capture_output=True, text=True,
+        r = subprocess.run([ICPD, "list", "changes", self.tokens,
+                            *self.fake.account_args(self.cookies), "--log-level", "info"],
+                           env=self.env, capture_output=True, text=True,
                            timeout=600)
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         return [json.loads(line) for line in r.stdout.splitlines()], r

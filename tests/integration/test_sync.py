@@ -760,6 +760,84 @@ class SyncDeleteInICloud(unittest.TestCase):
         self.assertFalse(os.path.exists(out))
 
 
+class UrlRefresh(unittest.TestCase):
+    """Download URLs live about an hour (cloudkit-photos.md §5.1).  A sync
+    that outlives them asks records/lookup for fresh ones, in batches (at
+    most 100 files, 200 records, per request), and still ends with the
+    exact tree."""
+
+    N = 150
+
+    def setUp(self):
+        spec = L.generate_spec(self.N, 5, hostile="none", albums=False)
+        self.env = Env(spec)
+        self.addCleanup(self.env.stop)
+        self.out = os.path.join(self.env.tmp, "out")
+        self.rep = os.path.join(self.env.tmp, "report.json")
+
+    def lookups(self):
+        return self.env.fake.count("POST", "/records/lookup")
+
+    def refresh_lines(self, r):
+        """(fresh, asked) of each refresh icpd made (debug log)."""
+        return [(int(a), int(b)) for a, b in
+                re.findall(r"refreshed (\d+) of (\d+) download URLs", r.stderr.decode())]
+
+    def check(self, r):
+        self.assertEqual(r.returncode, 0, show(r))
+        with open(self.rep) as f:
+            report = json.load(f)
+        self.assertEqual(report["failed"], 0, report["failures"][:5])
+        exp = self.env.expected()
+        self.assertEqual(walk(self.out), exp)
+        self.assertEqual(tmp_entries(self.out), [])
+        self.assertEqual(report["downloaded"], len(exp))
+        lines = self.refresh_lines(r)
+        # one records/lookup per refresh, each for at most 100 files
+        self.assertEqual(len(lines), self.lookups(), show(r))
+        self.assertTrue(all(1 <= asked <= 100 for _, asked in lines), lines)
+        return exp, lines
+
+    def test_urls_expire_mid_run(self):
+        """After 20 downloads the content host's clock jumps past the hour of
+        every URL listed so far: each refused URL is refreshed, the waiting
+        ones with it, and nothing fails."""
+        self.env.fault({"expire_urls_after": 20})
+        r = self.env.sync(self.out, "--report-json", self.rep, "--log-level", "debug")
+        exp, lines = self.check(r)
+        gone = sum(1 for q in self.env.fake.requests()["requests"]
+                   if q["path"].startswith("/B/") and q["status"] == 410)
+        self.assertGreaterEqual(gone, 1, "no URL expired: the test tests nothing")
+        refreshed = sum(fresh for fresh, _ in lines)
+        self.assertGreaterEqual(refreshed, gone)
+        # batched: the transfers in flight at the jump and the waiting files
+        # share lookups of up to 100 files each (one per file would be well
+        # over a hundred); a little slack for files listed while the first
+        # refused transfer was on the wire
+        self.assertLessEqual(self.lookups(), (len(exp) + 99) // 100 + 2, lines)
+        print("\n%d files, %d refused with 410, %d records/lookup requests refreshing %d URLs"
+              % (len(exp), gone, self.lookups(), refreshed), file=sys.stderr)
+
+    def test_listing_older_than_the_url_lifetime(self):
+        """URLs older than the limit are refreshed before they are tried (the
+        limit shortened from 55 min to 0.5 s, downloads slowed): the host
+        never refuses one."""
+        self.env.fault({"bandwidth": 400000})
+        r = self.env.sync(self.out, "--report-json", self.rep, "--log-level", "debug",
+                          env={"ICPD_TEST_URL_MAX_AGE_MS": "500"})
+        exp, lines = self.check(r)
+        self.assertGreaterEqual(self.lookups(), 1, show(r))
+        # batched: how many lookups depends on how long the run takes (a
+        # wave per half of the age limit); each serves the whole waiting
+        # queue, so on average well over ten files (one per file would be 1)
+        self.assertGreaterEqual(sum(f for f, _ in lines), 10 * self.lookups(), lines)
+        refused = [q for q in self.env.fake.requests()["requests"]
+                   if q["path"].startswith("/B/") and q["status"] >= 400]
+        self.assertEqual(refused, [])
+        print("\n%d files, %d records/lookup requests refreshing %d URLs"
+              % (len(exp), self.lookups(), sum(f for f, _ in lines)), file=sys.stderr)
+
+
 def main():
     global ICPD
     if len(sys.argv) < 2:

@@ -7,7 +7,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$here"
 
-# npm ci only when node_modules does not match package-lock.json
+# npm ci only when node_modules does not match package-lock.json; under a lock,
+# since the deploy tests run in parallel and each may ask for it
+exec 9<package-lock.json
+flock 9
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 have=$(cat node_modules/.icpd-lock-sha256 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
@@ -23,6 +26,8 @@ if [ "$want" != "$have" ]; then
 else
 	echo "npm ci: skipped, node_modules matches package-lock.json"
 fi
+flock -u 9
+exec 9<&-
 
 if [ $# -eq 0 ]; then
 	set -- "$root/k8s"

@@ -64,6 +64,20 @@ def dl(action, **kw):
     return ck(dict({"target": "download", "action": action}, **kw))
 
 
+def refused(status):
+    """The download host refuses each URL once with status (an expired or
+    revoked URL).  Evidence: the refusals were answered, and icpd asked
+    records/lookup for fresh URLs."""
+    base = dl("status", status=status)
+    answered = base.fired
+
+    def fired(env, stderr):
+        reqs = env.fake.requests()["requests"]
+        return answered(env, stderr) and any(q["path"].endswith("/records/lookup") for q in reqs)
+    base.fired = fired
+    return base
+
+
 def listing(action, **kw):
     return ck(dict({"target": "cloudkit", "op": "records/query", "action": action}, **kw))
 
@@ -100,23 +114,19 @@ CASES = [
     ("download short body", "download", dl("short", missing=7), 0, True),
     ("download slow drip", "download", dl("drip", rate=4000), 0, True),
     ("download text instead of bytes", "download", dl("status", status=200), 0, True),
+    # download: a URL refused as expired/revoked is refreshed (records/lookup)
+    # and retried, and the sync completes
+    ("download URL expired 401", "download", refused(401), 0, True),
+    ("download URL expired 421", "download", refused(421), 0, True),
     # download: a fault that never ends is a per-asset failure (exit 4)
     ("download 503 forever", "download", dl("status", status=503, times=0), 4, False),
     ("download cut forever", "download", dl("cut", after_bytes=50, times=0), 4, False),
 ]
 
-# Known bugs, kept in view: each case states the right outcome and is run
-# as an expected failure; when the bug is fixed the test reports an
-# unexpected success, and the case moves up into CASES.
-#  - a download URL refused with 401/421 (expired/revoked) should be
-#    refreshed (records/lookup) and retried; cmd_sync.c passes no refresh
-#    callback (sync_source.refresh is NULL), so the asset fails at once
-#    (exit 4) -- and a first sync longer than the URLs' lifetime (~1 h)
-#    cannot refresh them either.
-KNOWN_BUGS = [
-    ("download URL expired 401", "download", dl("status", status=401), 0, True),
-    ("download URL expired 421", "download", dl("status", status=421), 0, True),
-]
+# A known bug is kept in view as a case stating the right outcome, run by
+# a test marked @unittest.expectedFailure; once fixed the case moves into
+# CASES and the expected failure goes.  None is open: the download URL
+# refresh (401/421 above) was the last.
 
 
 def run_case(case):
@@ -179,13 +189,6 @@ def run_cases(cases):
 
 
 class FaultMatrix(unittest.TestCase):
-    @unittest.expectedFailure
-    def test_known_bugs(self):
-        results = run_cases(KNOWN_BUGS)
-        for name, problems, _ in results:
-            print("known bug: %-26s %s" % (name, "FIXED?" if not problems else problems[0][:60]))
-        self.assertEqual([p for _, p, _ in results if p], [])
-
     def test_matrix(self):
         t0 = time.time()
         results = run_cases(CASES)

@@ -58,6 +58,12 @@ struct result {
 	int prepare_rc;
 	char *refresh_to;
 	const char *replaced_url; /* the URL the refresh replaced (the test frees it) */
+	bool refresh_all;         /* give every job asked for "/ok/<size>" */
+	int refresh_fail;         /* calls that fail first (the lookup is down) */
+	int refresh_calls;
+	size_t refresh_n[8];      /* jobs asked for, per call */
+	char *fresh[16];          /* URLs handed out (the test frees them) */
+	int nfresh;
 };
 
 static void on_done(void *ctx, struct download_job *job)
@@ -90,15 +96,40 @@ static int on_prepare(void *ctx, struct download_job *job, const char *tmp)
 	return r->prepare_rc;
 }
 
-static int on_refresh(void *ctx, struct download_job *job)
+static char *url(const char *path);
+
+static int on_refresh(void *ctx, struct download_job **jobs, size_t n, bool *fresh)
 {
 	struct result *r = ctx;
 
+	ck_assert_uint_ge(n, 1);
+	ck_assert_uint_le(n, DOWNLOAD_REFRESH_BATCH);
+	if (r->refresh_calls < 8) {
+		r->refresh_n[r->refresh_calls] = n;
+	}
+	r->refresh_calls++;
+	if (r->refresh_fail > 0) {
+		r->refresh_fail--;
+		return error_set(ICPD_EUNAVAIL, "lookup unavailable");
+	}
+	if (r->refresh_all) {
+		for (size_t i = 0; i < n && r->nfresh < 16; i++) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "/ok/%lld", (long long)jobs[i]->size);
+			r->fresh[r->nfresh] = url(path);
+			jobs[i]->url = r->fresh[r->nfresh++];
+			fresh[i] = true;
+		}
+		return 0;
+	}
 	if (!r->refresh_to) {
 		return ICPD_ENOTFOUND;
 	}
-	r->replaced_url = job->url;
-	job->url = r->refresh_to;
+	/* only the job that needs it */
+	r->replaced_url = jobs[0]->url;
+	jobs[0]->url = r->refresh_to;
+	fresh[0] = true;
 	return 0;
 }
 
@@ -114,7 +145,7 @@ static void options(struct download_options *o, struct result *r)
 	o->ctx = r;
 	o->done = on_done;
 	o->prepare = on_prepare;
-	o->refresh_url = on_refresh;
+	o->refresh_urls = on_refresh;
 }
 
 static char *url(const char *path)
@@ -439,6 +470,122 @@ START_TEST(test_404_refresh)
 }
 END_TEST
 
+/* n jobs whose URLs are refused with 410 unless refreshed */
+static void run_stale(struct result *r, struct download_options *o, long n, double listed_at,
+	struct download_stats *stats)
+{
+	struct download_job jobs[8];
+	char *urls[8];
+	struct downloader *d = NULL;
+
+	ck_assert_int_le(n, 8);
+	r->refresh_all = true;
+	ck_assert_int_eq(download_new(&d, o), 0);
+	for (long i = 0; i < n; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "IMG_R%ld.JPG", i);
+		memset(&jobs[i], 0, sizeof(jobs[i]));
+		urls[i] = url("/410");
+		jobs[i].url = urls[i];
+		jobs[i].size = 20000 + i * 100;
+		jobs[i].path = dest(name);
+		jobs[i].key = strdup(name);
+		jobs[i].mtime = 1500000000;
+		jobs[i].listed_at = listed_at;
+		jobs[i].ud = (void *)i;
+		download_add(d, &jobs[i]);
+	}
+	ck_assert_int_eq(download_run(d, 0), 0);
+	download_get_stats(d, stats);
+	download_free(d);
+	ck_assert_int_eq(r->ndone, n);
+	for (long i = 0; i < n; i++) {
+		ck_assert_int_eq(r->err[i], 0);
+		check_file(jobs[i].path, 20000 + i * 100);
+		free(urls[i]);
+		free((char *)jobs[i].path);
+		free((char *)jobs[i].key);
+	}
+	for (int i = 0; i < r->nfresh; i++) {
+		free(r->fresh[i]);
+	}
+	ck_assert_int_eq(tmp_entries(), 0);
+}
+
+START_TEST(test_refused_url_refreshes_the_queue_at_once)
+{
+	struct result r = { 0 };
+	struct download_options o;
+	struct download_stats st;
+
+	/* one transfer at a time: the first 410 refreshes every waiting job
+	 * listed before it was tried, in one call */
+	options(&o, &r);
+	o.threads = 1;
+	run_stale(&r, &o, 5, download_now(), &st);
+	ck_assert_int_eq(r.refresh_calls, 1);
+	ck_assert_uint_eq(r.refresh_n[0], 5);
+	ck_assert_int_eq(hits[3], 1);
+	ck_assert_int_eq(st.refreshes, 1);
+	ck_assert_int_eq(st.refreshed, 5);
+}
+END_TEST
+
+START_TEST(test_refused_in_flight_share_one_lookup)
+{
+	struct result r = { 0 };
+	struct download_options o;
+	struct download_stats st;
+
+	/* four transfers go out with stale URLs: the first refusal refreshes
+	 * them all (and the two waiting); the other three retry with the URL
+	 * that came meanwhile, without a lookup of their own */
+	options(&o, &r);
+	o.threads = 4;
+	run_stale(&r, &o, 6, download_now(), &st);
+	ck_assert_int_eq(r.refresh_calls, 1);
+	ck_assert_uint_eq(r.refresh_n[0], 6);
+	ck_assert_int_eq(hits[3], 4);
+}
+END_TEST
+
+START_TEST(test_failed_lookup_is_asked_again_later)
+{
+	struct result r = { 0 };
+	struct download_options o;
+	struct download_stats st;
+
+	/* the first lookup fails: the refused files wait (backoff_max) and
+	 * are not failed; the next lookup serves all three */
+	options(&o, &r);
+	o.threads = 1;
+	r.refresh_fail = 1;
+	run_stale(&r, &o, 3, download_now(), &st);
+	ck_assert_int_eq(r.refresh_calls, 2);
+	ck_assert_uint_eq(r.refresh_n[1], 3);
+	ck_assert_int_eq(st.refreshed, 3);
+}
+END_TEST
+
+START_TEST(test_old_listing_refreshed_before_the_first_try)
+{
+	struct result r = { 0 };
+	struct download_options o;
+	struct download_stats st;
+
+	/* listed longer ago than url_max_age: refreshed before any request,
+	 * all in the first call, and no stale URL is ever sent */
+	options(&o, &r);
+	o.url_max_age = 0.5;
+	run_stale(&r, &o, 6, download_now() - 1.0, &st);
+	ck_assert_int_eq(r.refresh_calls, 1);
+	ck_assert_uint_eq(r.refresh_n[0], 6);
+	ck_assert_int_eq(hits[3], 0);
+	ck_assert_int_eq(st.refreshed, 6);
+}
+END_TEST
+
 START_TEST(test_prepare_refusal)
 {
 	struct result r = { 0 };
@@ -546,6 +693,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_5xx_gives_up);
 	tcase_add_test(tc, test_too_long_fails);
 	tcase_add_test(tc, test_404_refresh);
+	tcase_add_test(tc, test_refused_url_refreshes_the_queue_at_once);
+	tcase_add_test(tc, test_refused_in_flight_share_one_lookup);
+	tcase_add_test(tc, test_failed_lookup_is_asked_again_later);
+	tcase_add_test(tc, test_old_listing_refreshed_before_the_first_try);
 	tcase_add_test(tc, test_prepare_refusal);
 	tcase_add_test(tc, test_complete_part_needs_no_network);
 	tcase_add_test(tc, test_bandwidth_limit);
