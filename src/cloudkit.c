@@ -174,6 +174,15 @@ static const char *const request_headers[] = {
 	NULL,
 };
 
+/* records/modify goes as JSON, like icloudpd (cloudkit-photos.md §1.4) */
+static const char *const modify_headers[] = {
+	"Origin: https://www.icloud.com",
+	"Referer: https://www.icloud.com/",
+	"Content-Type: application/json",
+	"Accept: */*",
+	NULL,
+};
+
 static bool retryable_code(const char *code)
 {
 	static const char *const codes[] = { "RETRY_LATER", "TRY_AGAIN_LATER", "CAS_OP_LOCK",
@@ -286,7 +295,7 @@ static enum verdict classify(const char *what, int net_err, const struct http_re
 	return V_OK;
 }
 
-static void sleep_seconds(double s)
+void cloudkit_sleep(double s)
 {
 	struct timespec ts;
 
@@ -344,10 +353,10 @@ static char *op_url(const struct cloudkit *ck, int db, const char *op, bool with
 }
 
 /* Retry loop for one request whose first attempt (if any) already ran. */
-static int post_loop(struct cloudkit *ck, struct http_client *h, const char *url, const char *what,
-	const char *text, int attempt, json_t **out)
+static int post_loop_h(struct cloudkit *ck, struct http_client *h, const char *url,
+	const char *what, const char *const *headers, const char *text, int attempt, json_t **out)
 {
-	struct http_request req = { .method = "POST", .url = url, .headers = request_headers,
+	struct http_request req = { .method = "POST", .url = url, .headers = headers,
 		.body = text, .body_len = strlen(text) };
 	struct http_response resp;
 	int err = 0;
@@ -392,10 +401,16 @@ static int post_loop(struct cloudkit *ck, struct http_client *h, const char *url
 			rerr < 0 ? error_message() : "temporary failure", delay, attempt + 1,
 			ck->opts.max_attempts);
 		error_clear();
-		sleep_seconds(delay);
+		cloudkit_sleep(delay);
 	}
 	http_response_release(&resp);
 	return err;
+}
+
+static int post_loop(struct cloudkit *ck, struct http_client *h, const char *url, const char *what,
+	const char *text, int attempt, json_t **out)
+{
+	return post_loop_h(ck, h, url, what, request_headers, text, attempt, out);
 }
 
 int cloudkit_post(struct cloudkit *ck, int db, const char *op, json_t *body, bool with_params,
@@ -408,6 +423,21 @@ int cloudkit_post(struct cloudkit *ck, int db, const char *op, json_t *body, boo
 
 	*out = NULL;
 	err = post_loop(ck, ck->http, url, what, text ? text : "{}", 0, out);
+	free(text);
+	free(url);
+	free(what);
+	return err;
+}
+
+int cloudkit_post_json(struct cloudkit *ck, int db, const char *op, json_t *body, json_t **out)
+{
+	char *url = op_url(ck, db, op, true);
+	char *text = json_dumps(body, JSON_COMPACT);
+	char *what = xasprintf("%s/%s", db ? "shared" : "private", op);
+	int err;
+
+	*out = NULL;
+	err = post_loop_h(ck, ck->http, url, what, modify_headers, text ? text : "{}", 0, out);
 	free(text);
 	free(url);
 	free(what);
@@ -499,7 +529,7 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 			}
 			log_warn("%s: temporary failure; retrying in %.1f s", what, delay);
 			error_clear();
-			sleep_seconds(delay);
+			cloudkit_sleep(delay);
 		}
 		if (err == 0 && v != V_OK) {
 			/* this one again, on its own, with the remaining attempts */

@@ -57,6 +57,14 @@ int cloudkit_b64decode(const char *in, unsigned char **out, size_t *len);
 int cloudkit_post(struct cloudkit *ck, int db, const char *op, json_t *body, bool with_params,
 	json_t **out) __attribute__((warn_unused_result));
 
+/* Sleep s seconds (through EINTR); nothing when s <= 0. */
+void cloudkit_sleep(double s);
+
+/* The same with the query string and Content-Type application/json, as
+ * icloudpd sends records/modify. */
+int cloudkit_post_json(struct cloudkit *ck, int db, const char *op, json_t *body, json_t **out)
+	__attribute__((warn_unused_result));
+
 /* The same for n requests in parallel (pages of one listing).  Each
  * answer is handed to on_page in order (i, parsed body; borrowed) and freed
  * right after; on_page returns 0 to go on, 1 to drop the rest of the batch,

@@ -255,6 +255,56 @@ static int check_state_location(const struct config *cfg, const char *dbpath)
 }
 
 /*
+ * Deleting in iCloud is opt-in and never combined with deleting locally:
+ * icloudpd refuses --auto-delete with --delete-after-download, and
+ * --delete-after-download with a non-zero --keep-icloud-recent-days.  We
+ * also refuse --auto-delete with --keep-icloud-recent-days, which icloudpd
+ * allows: the assets this run moves to Recently Deleted would then lose
+ * their local copies too.
+ */
+static int check_delete_options(const struct config *cfg)
+{
+	bool keep = cfg->keep_icloud_recent_days >= 0;
+
+	if (cfg->auto_delete && (cfg->delete_after_download || keep)) {
+		error_set(ICPD_EUSAGE, "--auto-delete cannot be combined with %s",
+			cfg->delete_after_download ? "--delete-after-download" :
+						     "--keep-icloud-recent-days");
+		error_hint("the assets moved to Recently Deleted in iCloud would then be deleted "
+			   "locally as well; choose one");
+		return ICPD_EUSAGE;
+	}
+	if (cfg->delete_after_download && cfg->keep_icloud_recent_days > 0) {
+		error_set(ICPD_EUSAGE,
+			"--keep-icloud-recent-days and --delete-after-download cannot be used together");
+		error_hint("--keep-icloud-recent-days N alone deletes what is downloaded and older "
+			   "than N days");
+		return ICPD_EUSAGE;
+	}
+	return 0;
+}
+
+/* sync_source.trash over CloudKit records/modify. */
+static int listing_trash(void *ctx, struct sync_trash_item *items, size_t n)
+{
+	struct listing *l = ctx;
+	struct cloudkit_trash_item *t = xcalloc(n ? n : 1, sizeof(*t));
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		t[i].asset_id = items[i].asset_id;
+		t[i].change_tag = items[i].change_tag;
+	}
+	rc = cloudkit_trash(l->ck, t, n);
+	for (size_t i = 0; i < n; i++) {
+		items[i].result = t[i].result;
+		memcpy(items[i].why, t[i].why, sizeof(items[i].why));
+	}
+	free(t);
+	return rc;
+}
+
+/*
  * ops: after the run, the Immich scan (only when files were added or
  * removed) and the notification.  Both only warn; rc stays what it is.
  */
@@ -283,7 +333,7 @@ int cmd_sync(struct config *cfg)
 	struct cloudkit_tokens tokens = { token_get, token_put, &scope };
 	struct revalidate_ctx rv = { cfg, NULL };
 	struct listing l = { 0 };
-	struct sync_source src = { listing_next, listing_refresh, &l };
+	struct sync_source src = { listing_next, listing_refresh, listing_trash, &l };
 	struct sync_options so = { 0 };
 	struct sync_report rep;
 	struct state *st = NULL;
@@ -309,10 +359,9 @@ int cmd_sync(struct config *cfg)
 		error_hint("pass -d/--directory DIR");
 		return ICPD_EUSAGE;
 	}
-	if (cfg->keep_icloud_recent_days >= 0 || cfg->delete_after_download) {
-		error_set(ICPD_ENOTIMPL, "deleting from iCloud is not built yet");
-		error_hint("run without --delete-after-download and --keep-icloud-recent-days");
-		return ICPD_ENOTIMPL;
+	rc = check_delete_options(cfg);
+	if (rc) {
+		return rc;
 	}
 	dbpath = state_path_for(cfg->cookie_directory, cfg->username);
 	rc = check_state_location(cfg, dbpath);
@@ -360,9 +409,11 @@ int cmd_sync(struct config *cfg)
 	}
 	l.cfg = cfg;
 	/* Sync tokens only for the plain whole-library sync: an album, a
-	 * --recent/--until-found window or a dry run must see the full listing. */
+	 * --recent/--until-found window or a dry run must see the full listing;
+	 * so must --keep-icloud-recent-days, which acts on assets downloaded
+	 * in earlier runs once they are old enough. */
 	if (cfg->albums.n == 0 && cfg->recent == 0 && cfg->until_found == 0 && !cfg->dry_run &&
-		!cfg->only_print_filenames) {
+		!cfg->only_print_filenames && cfg->keep_icloud_recent_days < 0) {
 		bool intact = false;
 
 		rc = tree_intact(st, cfg->directory, &intact);
@@ -396,7 +447,7 @@ int cmd_sync(struct config *cfg)
 	}
 	if ((rc == 0 || rc == ICPD_EPARTIAL) && cfg->auto_delete && !cfg->only_print_filenames) {
 		struct listing dl = { 0 };
-		struct sync_source dsrc = { listing_next, NULL, &dl };
+		struct sync_source dsrc = { listing_next, NULL, NULL, &dl };
 		struct strlist none = { 0 };
 		struct config dcfg = *cfg;
 		int rc2;

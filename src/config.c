@@ -60,7 +60,8 @@ const struct opt_def config_options[] = {
 		"where the session, state DB and reports live (default ~/.config/icpd)", NULL, 0, 0,
 		0 },
 	{ "delete-after-download", 0, OPT_FLAG, OFF(delete_after_download), NULL,
-		"move assets to Recently Deleted in iCloud after download", NULL, 0, 0, 0 },
+		"move each asset this run downloaded to Recently Deleted in iCloud, once all its "
+		"files are verified (off by default)", NULL, 0, 0, 0 },
 	{ "dir-mode", 0, OPT_MODE, OFF(dir_mode), "MODE",
 		"mode of created folders (default 0755)", NULL, 0, 07777, 0 },
 	{ "directory", 'd', OPT_STR, OFF(directory), "DIR",
@@ -92,7 +93,8 @@ const struct opt_def config_options[] = {
 	{ "json", 0, OPT_FLAG, OFF(json), NULL,
 		"machine-readable output", NULL, 0, 0, 0 },
 	{ "keep-icloud-recent-days", 0, OPT_INT, OFF(keep_icloud_recent_days), "N",
-		"delete from iCloud assets older than N days (off by default)", NULL, 0, 100000,
+		"move assets at least N days old whose files are all here to Recently Deleted in "
+		"iCloud; 0 = all (off by default)", NULL, 0, 100000,
 		0 },
 	{ "keep-unicode-in-filenames", 0, OPT_FLAG, OFF(keep_unicode_in_filenames), NULL,
 		"keep non-ASCII characters in file names", NULL, 0, 0, 0 },

@@ -134,6 +134,22 @@ static void planned_clear(struct planned_set *set)
 	memset(set, 0, sizeof(*set));
 }
 
+/* --delete-after-download / --keep-icloud-recent-days: an asset due for
+ * deletion in iCloud once its files are verified. */
+struct trash_file {
+	char *abs;                 /* owned */
+	int64_t size;              /* announced size, 0 when unknown */
+	bool fresh;                /* downloaded in this run (else found in place) */
+};
+
+struct trash_cand {
+	char *asset_id;            /* owned */
+	char *change_tag;          /* owned, may be NULL */
+	char *label;               /* first file's relative path, for messages; owned */
+	struct trash_file *files;  /* owned, nfiles */
+	size_t nfiles;
+};
+
 struct sync {
 	const struct config *cfg;
 	struct state *st;
@@ -147,6 +163,9 @@ struct sync {
 	struct state_run run;
 	struct sync_job *pending;
 	struct planned_set planned; /* dry run: what would be there */
+	struct trash_cand *trash;  /* assets due for deletion in iCloud */
+	size_t ntrash, trash_cap;
+	time_t now;
 	long steps;
 	int fatal;
 	double t0, last_line;
@@ -579,6 +598,204 @@ static int handle_item(struct sync *s, const struct asset *a, const struct plan_
 	return 0;
 }
 
+/* ---- moving downloaded assets to Recently Deleted (cloudkit-photos.md §9.1) ---- */
+
+static bool trash_enabled(const struct config *cfg)
+{
+	return (cfg->delete_after_download || cfg->keep_icloud_recent_days >= 0) &&
+	       !cfg->only_print_filenames;
+}
+
+bool sync_trash_wanted(const struct config *cfg, const struct asset *a, bool downloading,
+	time_t now)
+{
+	if (cfg->delete_after_download && downloading) {
+		return true;
+	}
+	if (cfg->keep_icloud_recent_days >= 0) {
+		/* icloudpd takes 1970 for a missing assetDate (and so deletes);
+		 * we fall back to addedDate and otherwise keep the asset */
+		int64_t created = a->asset_date != INT64_MIN ? a->asset_date : a->added_date;
+		int64_t diff, days;
+
+		if (created == INT64_MIN) {
+			return false;
+		}
+		/* whole days, rounded down like Python's timedelta.days */
+		diff = (int64_t)now * 1000 - created;
+		days = diff >= 0 ? diff / 86400000 : -((-diff + 86399999) / 86400000);
+		return days >= cfg->keep_icloud_recent_days;
+	}
+	return false;
+}
+
+static void trash_cand_release(struct trash_cand *c)
+{
+	for (size_t i = 0; i < c->nfiles; i++) {
+		free(c->files[i].abs);
+	}
+	free(c->files);
+	free(c->asset_id);
+	free(c->change_tag);
+	free(c->label);
+}
+
+static void trash_clear(struct sync *s)
+{
+	for (size_t i = 0; i < s->ntrash; i++) {
+		trash_cand_release(&s->trash[i]);
+	}
+	free(s->trash);
+	s->trash = NULL;
+	s->ntrash = s->trash_cap = 0;
+}
+
+/* After the asset's plan items were handled without a refusal: note it
+ * when it is due for deletion (a dry run just says so). */
+static void trash_note(struct sync *s, const struct asset *a, const struct plan_result *pr)
+{
+	struct trash_cand *c;
+	bool downloading = false;
+
+	if (!a->asset_id || pr->n == 0) {
+		return;
+	}
+	for (size_t i = 0; i < pr->n; i++) {
+		downloading |= pr->items[i].decision != PLAN_SKIP_EXISTS;
+	}
+	if (!sync_trash_wanted(s->cfg, a, downloading, s->now)) {
+		return;
+	}
+	if (s->cfg->dry_run) {
+		log_info("[dry run] would move '%s' (%s) to Recently Deleted in iCloud",
+			pr->items[0].path, a->asset_id);
+		s->rep->trashed++;
+		return;
+	}
+	if (s->ntrash == s->trash_cap) {
+		s->trash_cap = s->trash_cap ? s->trash_cap * 2 : 64;
+		s->trash = xrealloc(s->trash, s->trash_cap * sizeof(*s->trash));
+	}
+	c = &s->trash[s->ntrash++];
+	memset(c, 0, sizeof(*c));
+	c->asset_id = xstrdup(a->asset_id);
+	c->change_tag = a->change_tag ? xstrdup(a->change_tag) : NULL;
+	c->label = xstrdup(pr->items[0].path);
+	c->files = xcalloc(pr->n, sizeof(*c->files));
+	c->nfiles = pr->n;
+	for (size_t i = 0; i < pr->n; i++) {
+		const struct plan_item *it = &pr->items[i];
+		bool fresh = it->decision != PLAN_SKIP_EXISTS;
+		const char *rel = !fresh && it->existing_path ? it->existing_path : it->path;
+
+		c->files[i].abs = xasprintf("%s/%s", s->dir, rel);
+		c->files[i].size = it->size;
+		c->files[i].fresh = fresh;
+	}
+}
+
+/*
+ * The file is ours and whole: recorded for this very asset (a file of the
+ * same name and size that belongs to another asset does not count), done
+ * in this run when this run downloaded it, in place as a regular file with
+ * the size recorded, and that record is of the size iCloud announced.
+ */
+static int trash_file_ok(struct sync *s, const struct trash_cand *c, const struct trash_file *tf,
+	bool *ok)
+{
+	struct state_file f;
+	struct stat st;
+	int rc;
+
+	*ok = false;
+	state_file_init(&f);
+	rc = state_file_get(s->st, tf->abs, &f);
+	if (rc == ICPD_ENOTFOUND) {
+		return 0;
+	}
+	if (rc) {
+		return rc;
+	}
+	*ok = f.asset_id && strcmp(f.asset_id, c->asset_id) == 0 &&
+	      (f.status == STATE_DONE || (f.status == STATE_ADOPTED && !tf->fresh)) &&
+	      (!tf->fresh || f.run_id == s->run.id) && (tf->size <= 0 || f.api_size == tf->size) &&
+	      stat(tf->abs, &st) == 0 && S_ISREG(st.st_mode) && (int64_t)st.st_size == f.size;
+	state_file_release(&f);
+	return 0;
+}
+
+static int cmp_cand(const void *x, const void *y)
+{
+	const struct trash_cand *a = *(const struct trash_cand *const *)x;
+	const struct trash_cand *b = *(const struct trash_cand *const *)y;
+
+	return strcmp(a->asset_id, b->asset_id);
+}
+
+/* After the downloads: verify, then one pass of deletions in iCloud. */
+static int trash_run(struct sync *s)
+{
+	struct trash_cand **ok = xcalloc(s->ntrash ? s->ntrash : 1, sizeof(*ok));
+	struct sync_trash_item *items = NULL;
+	size_t n = 0, k = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < s->ntrash && rc == 0; i++) {
+		struct trash_cand *c = &s->trash[i];
+		bool good = true;
+
+		for (size_t j = 0; j < c->nfiles && good && rc == 0; j++) {
+			rc = trash_file_ok(s, c, &c->files[j], &good);
+			if (rc == 0 && !good) {
+				log_info("keeping '%s' in iCloud: '%s' is not verified on disk", c->label,
+					c->files[j].abs);
+			}
+		}
+		if (rc == 0 && good) {
+			ok[n++] = c;
+		} else if (rc == 0) {
+			s->rep->trash_kept++;
+		}
+	}
+	if (rc || n == 0) {
+		goto done;
+	}
+	/* an asset in two listed albums is moved once */
+	qsort(ok, n, sizeof(*ok), cmp_cand);
+	items = xcalloc(n, sizeof(*items));
+	for (size_t i = 0; i < n; i++) {
+		if (k && strcmp(items[k - 1].asset_id, ok[i]->asset_id) == 0) {
+			continue;
+		}
+		ok[k] = ok[i];
+		items[k].asset_id = ok[i]->asset_id;
+		items[k].change_tag = ok[i]->change_tag;
+		items[k].result = 1;
+		k++;
+	}
+	if (!s->src->trash) {
+		rc = error_set(ICPD_ENOTIMPL, "this source cannot delete in iCloud");
+		goto done;
+	}
+	log_info("moving %zu assets to Recently Deleted in iCloud", k);
+	rc = s->src->trash(s->src->ctx, items, k);
+	for (size_t i = 0; i < k; i++) {
+		if (items[i].result == 0) {
+			s->rep->trashed++;
+			log_info("moved '%s' (%s) to Recently Deleted in iCloud", ok[i]->label,
+				ok[i]->asset_id);
+		} else if (items[i].result < 0) {
+			s->rep->trash_failed++;
+			log_warn("could not move '%s' (%s) to Recently Deleted: %s", ok[i]->label,
+				ok[i]->asset_id, items[i].why[0] ? items[i].why : "refused");
+		}
+	}
+done:
+	free(items);
+	free(ok);
+	return rc;
+}
+
 int sync_parse_rate(const char *str, int64_t *out)
 {
 	char *end = NULL;
@@ -639,6 +856,11 @@ static void summary(struct sync *s)
 		s->cfg->dry_run ? "dry run" : "sync", (long long)s->rep->listed,
 		(long long)s->rep->downloaded, got, (long long)s->rep->adopted,
 		(long long)s->rep->present, (long long)s->rep->failed, s->rep->seconds);
+	if (!s->cfg->dry_run && (s->rep->trashed || s->rep->trash_kept || s->rep->trash_failed)) {
+		log_info("iCloud: %lld assets moved to Recently Deleted, %lld kept (not verified "
+			 "locally), %lld refused", (long long)s->rep->trashed,
+			(long long)s->rep->trash_kept, (long long)s->rep->trash_failed);
+	}
 	for (size_t i = 0; i < s->rep->nfailures && i < 20; i++) {
 		log_warn("failed: '%s': %s", s->rep->failures[i].path, s->rep->failures[i].error);
 	}
@@ -712,6 +934,7 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 	s.opts = opts;
 	s.rep = rep;
 	s.t0 = s.last_line = download_now();
+	s.now = time(NULL);
 	if (!cfg->directory || !*cfg->directory) {
 		error_set(ICPD_EUSAGE, "no directory to sync into");
 		error_hint("give --directory DIR (-d DIR)");
@@ -739,7 +962,7 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 		}
 		fsutil_tmpdir_clean(s.tmpdir, TMP_MAX_AGE);
 	}
-	rc = plan_ctx_init(&pctx, cfg, stat_fn, &s, time(NULL));
+	rc = plan_ctx_init(&pctx, cfg, stat_fn, &s, s.now);
 	if (rc) {
 		goto done;
 	}
@@ -805,9 +1028,14 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 				error_message());
 			rc = 0;
 		} else if (rc == 0) {
+			int64_t failed = rep->failed;
+
 			plan_progress_update(&pctx, &prog, &pr);
 			for (size_t i = 0; i < pr.n && rc == 0; i++) {
 				rc = handle_item(&s, &a, &pr.items[i]);
+			}
+			if (rc == 0 && rep->failed == failed && trash_enabled(cfg)) {
+				trash_note(&s, &a, &pr);
 			}
 		}
 		plan_result_release(&pr);
@@ -825,6 +1053,13 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 	if (rc == 0 && !s.fatal) {
 		rc = download_run(s.dl, 0);
 	}
+	if (rc == 0 && !s.fatal && s.ntrash) {
+		rc = trash_run(&s);
+	}
+	if (rc == 0 && cfg->dry_run && rep->trashed) {
+		log_info("dry run: %lld assets would be moved to Recently Deleted in iCloud",
+			(long long)rep->trashed);
+	}
 done:
 	/* pending jobs (after an error) end here, keeping their parts */
 	download_free(s.dl);
@@ -840,6 +1075,10 @@ done:
 		rc = error_set(ICPD_EPARTIAL, "%lld of %lld files failed; the rest were saved",
 			(long long)rep->failed, tried);
 		error_hint("run again; files that keep failing are listed above");
+	} else if (rc == 0 && rep->trash_failed > 0) {
+		rc = error_set(ICPD_EPARTIAL, "%lld assets could not be moved to Recently Deleted",
+			(long long)rep->trash_failed);
+		error_hint("they stay in iCloud; the reasons are listed above");
 	}
 	rep->result = rc;
 	summary(&s);
@@ -858,6 +1097,7 @@ done:
 		}
 	}
 	planned_clear(&s.planned);
+	trash_clear(&s);
 	if (s.tree_lock >= 0) {
 		close(s.tree_lock); /* drops the flock */
 	}
@@ -997,12 +1237,14 @@ int sync_report_write_json(const struct sync_report *rep, const char *path)
 	r = buf_addf(&b,
 		"{\"version\": \"%s\", \"result\": \"%s\", \"exit_code\": %d, \"listed\": %lld, "
 		"\"downloaded\": %lld, \"adopted\": %lld, \"present\": %lld, \"failed\": %lld, "
-		"\"bytes\": %lld, \"sidecars\": %lld, \"deleted\": %lld, \"seconds\": %.3f, "
+		"\"bytes\": %lld, \"sidecars\": %lld, \"deleted\": %lld, \"icloud_trashed\": %lld, "
+		"\"icloud_trash_kept\": %lld, \"icloud_trash_failed\": %lld, \"seconds\": %.3f, "
 		"\"failures\": [",
 		ICPD_VERSION, rep->result ? error_name(rep->result) : "ok", exit_code(rep->result),
 		(long long)rep->listed, (long long)rep->downloaded, (long long)rep->adopted,
 		(long long)rep->present, (long long)rep->failed, (long long)rep->bytes,
-		(long long)rep->sidecars, (long long)rep->deleted, rep->seconds);
+		(long long)rep->sidecars, (long long)rep->deleted, (long long)rep->trashed,
+		(long long)rep->trash_kept, (long long)rep->trash_failed, rep->seconds);
 	for (size_t i = 0; i < rep->nfailures; i++) {
 		r |= buf_adds(&b, i ? ", {\"path\": " : "{\"path\": ");
 		json_str(&b, rep->failures[i].path);

@@ -225,4 +225,28 @@ char *cloudkit_asset_json(const struct asset *a, int change);
 char *cloudkit_libraries_json(const struct cloudkit_library *libs, size_t n);
 char *cloudkit_albums_json(const struct cloudkit_album *albums, size_t n);
 
+/*
+ * Move assets of the selected library to Recently Deleted
+ * (cloudkit-photos.md §9.1): records/modify setting isDeleted = 1 on each
+ * CPLAsset, guarded by the recordChangeTag from the listing, at most
+ * CLOUDKIT_TRASH_BATCH operations per request and not atomic, so one
+ * refused record does not hold back the others.  Errors come per record
+ * inside an HTTP 200 body: CONFLICT (the asset changed since it was listed)
+ * leaves it in place unless a records/lookup shows it is already deleted
+ * (a retried request that had gone through); TRY_AGAIN_LATER and friends
+ * are sent again twice.  Returns 0 when every item has its result, else
+ * the error that stopped the requests (items not answered keep result 1).
+ */
+#define CLOUDKIT_TRASH_BATCH 100
+
+struct cloudkit_trash_item {
+	const char *asset_id;    /* CPLAsset recordName; borrowed */
+	const char *change_tag;  /* its recordChangeTag from the listing; borrowed */
+	int result;              /* out: 0 in Recently Deleted, ICPD_EASSET refused, 1 not answered */
+	char why[120];           /* out: the reason when refused */
+};
+
+int cloudkit_trash(struct cloudkit *ck, struct cloudkit_trash_item *items, size_t n)
+	__attribute__((warn_unused_result));
+
 #endif

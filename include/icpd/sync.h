@@ -10,11 +10,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "icpd/asset.h"
 
 struct config;
 struct state;
+
+/* One asset to move to Recently Deleted in iCloud (sync_source.trash). */
+struct sync_trash_item {
+	const char *asset_id;    /* CPLAsset recordName; borrowed */
+	const char *change_tag;  /* recordChangeTag from the listing; borrowed, may be NULL */
+	int result;              /* out: 0 moved, ICPD_EASSET refused (why says why) */
+	char why[120];
+};
 
 struct sync_source {
 	/* 0 with *out filled (the engine releases it), ICPD_ITEROVER at the
@@ -26,6 +35,11 @@ struct sync_source {
 	 * gone or changed).  0, or the error of the lookup.  May be NULL. */
 	int (*refresh)(void *ctx, const struct asset *const *assets, const enum asset_size *slots,
 		size_t n, char **urls);
+	/* Move n assets to Recently Deleted (--delete-after-download,
+	 * --keep-icloud-recent-days); each item's result is set.  Returns 0, or
+	 * the error that stopped it (items not answered keep result 1).  May be
+	 * NULL when neither option is on. */
+	int (*trash)(void *ctx, struct sync_trash_item *items, size_t n);
 	void *ctx;
 };
 
@@ -44,6 +58,9 @@ struct sync_report {
 	int64_t bytes;        /* downloaded bytes */
 	int64_t sidecars;     /* XMP sidecars written */
 	int64_t deleted;      /* local files removed by --auto-delete */
+	int64_t trashed;      /* assets moved to Recently Deleted in iCloud (dry run: would be) */
+	int64_t trash_kept;   /* assets due for deletion but kept: a file not verified locally */
+	int64_t trash_failed; /* assets iCloud refused to move (changed since listed, ...) */
 	double seconds;
 	struct sync_failure *failures; /* owned; up to 1000 kept */
 	size_t nfailures;
@@ -66,6 +83,12 @@ void sync_report_release(struct sync_report *r);
 
 /*
  * Run one sync of cfg->directory from src, recording in st (open).
+ * With cfg->delete_after_download or cfg->keep_icloud_recent_days >= 0,
+ * after the last download the assets due for deletion (sync_trash_wanted)
+ * whose every planned file is verified locally (recorded done in st for
+ * this asset, in place, with the recorded size) go to src->trash, in one
+ * pass so the listing's ranks never shift under it; a dry run only says
+ * which would.
  * Returns 0, ICPD_EPARTIAL (some files failed, the rest saved; message
  * set), or the error that stopped the run (ICPD_ESTORAGE, ...).  rep is
  * filled either way.
@@ -83,6 +106,16 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
  */
 int sync_auto_delete(const struct config *cfg, struct state *st, const struct sync_source *deleted,
 	struct sync_report *rep) __attribute__((warn_unused_result));
+
+/*
+ * Is this listed asset due for deletion in iCloud?  downloading: the plan
+ * downloads at least one of its files in this run.  --delete-after-download:
+ * downloading.  --keep-icloud-recent-days N: created (assetDate, else
+ * addedDate) at least N whole days before now, as icloudpd counts them.
+ * Either option when both are given (icloudpd allows that only for N = 0).
+ */
+bool sync_trash_wanted(const struct config *cfg, const struct asset *a, bool downloading,
+	time_t now);
 
 /* Write rep as JSON to path (atomically). */
 int sync_report_write_json(const struct sync_report *rep, const char *path)

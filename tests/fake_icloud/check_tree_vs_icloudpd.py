@@ -10,7 +10,11 @@ port 443, /etc/hosts bind-mounted inside the namespace only) and the npm
 icloudpd binary.  Prints PASS/FAIL per option set and "N passed, M failed";
 exits 77 (skipped) when root, unshare or the binary is missing.
 The account has no second factor (hsaVersion 0), so icloudpd signs in by
-itself (tooling.md §4d).
+itself (tooling.md §4d).  Unless --quick, a last phase runs icloudpd with
+each of DELETION_CASES (--delete-after-download, --keep-icloud-recent-days,
+a dry run) into an empty folder (and, with --icpd, icpd the same) and
+checks both move the same assets to Recently Deleted (the dry run: icpd
+only, moving none); the library is restored after each.
 
 What is compared with the model, per option set: the set of relative paths
 always; (size, mtime) of every file exactly, except
@@ -399,6 +403,93 @@ def incremental(a, w, st, lib):
     return True, ""
 
 
+def _control(st, method, path, body=None):
+    import urllib.request
+    with open(os.path.join(st, "ready.json")) as f:
+        cport = json.load(f)["control_port"]
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (cport, path), data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def _in_recently_deleted(st):
+    lib = _control(st, "GET", "/library?apple_id=tree@example.com")
+    return {x["uuid"]: x for x in lib["assets"] if x["deleted"] and not x["purged"]}
+
+
+DELETION_CASES = [
+    ["--delete-after-download"],
+    ["--keep-icloud-recent-days", "0"],
+    ["--keep-icloud-recent-days", "1000"],     # only assets at least 1000 days old
+    # icpd only: icloudpd 1.32.2 with --dry-run --delete-after-download never ends (it steps
+    # the listing offset back for every would-be deletion, so it lists the same page again
+    # and again; seen here, 10 min timeout)
+    ["--dry-run", "--delete-after-download"],
+]
+
+
+def _restore(st, uuids):
+    for u in uuids:
+        _control(st, "POST", "/mutate", {"apple_id": "tree@example.com", "op": "restore", "asset": u})
+
+
+def _twin(lib, uuid):
+    """The asset shares name, day (UTC) and original size with another one:
+    icloudpd takes the other's file for it (name + size match) and, under
+    --keep-icloud-recent-days, deletes it from iCloud though its own bytes
+    were never downloaded; icpd keeps it (README, "Deleting")."""
+    x = lib.by_uuid[uuid]
+
+    def key(y):
+        return (y.zone, y.filename, y.asset_date // 86400000, y.res["original"].size)
+    return any(y is not x and not (y.deleted or y.hidden or y.purged) and key(y) == key(x)
+               for y in lib.assets)
+
+
+def deletion(a, w, st, auth_cookies, lib):
+    """Deleting in iCloud: icloudpd into an empty folder with each of
+    DELETION_CASES, then icpd the same from the same library state; both
+    must move the same assets to Recently Deleted (none in a dry run).  The
+    library is restored after each run."""
+    results = []
+    before = _in_recently_deleted(st)
+    for args in DELETION_CASES:
+        dry = "--dry-run" in args
+        moved = {}
+        if not dry:
+            out = os.path.join(w, "out-delete")
+            shutil.rmtree(out, ignore_errors=True)
+            rc, n = run_icloudpd(a, w, st, out, args)
+            moved = {u: x for u, x in _in_recently_deleted(st).items() if u not in before}
+            _restore(st, moved)
+            ok = rc == 0 and n > 0 and moved and _in_recently_deleted(st).keys() == before.keys()
+            results.append((ok, "icloudpd %s: rc %d, %d files, %d assets moved to Recently Deleted"
+                                % (" ".join(args), rc, n, len(moved))))
+        if auth_cookies is None:
+            continue
+        iout = os.path.join(w, "out-icpd-delete")
+        irc = run_icpd(a, w, st, auth_cookies, iout, args, "UTC", "delete")
+        imoved = {u: x for u, x in _in_recently_deleted(st).items() if u not in before}
+        _restore(st, imoved)
+        diff, notes = [], []
+        for u, x in sorted(list(moved.items()) + list(imoved.items())):
+            if (u in moved) == (u in imoved):
+                continue
+            line = "%s (%s) only %s" % (x["filename"], u, "icloudpd" if u in moved else "icpd")
+            if u in moved and "--keep-icloud-recent-days" in args and _twin(lib, u):
+                notes.append(line + ": a name-and-size twin whose own bytes were never downloaded")
+            else:
+                diff.append(line)
+        ok = irc == 0 and (bool(imoved) or dry) and not diff
+        results.append((ok, "icpd sync %s moves the same %d assets as icloudpd%s: rc %d%s"
+                            % (" ".join(args), len(imoved), " (none: dry run)" if dry else "", irc,
+                               "".join("\n    " + d for d in diff[:20])
+                               + "".join("\n    expected difference: " + n for n in notes))))
+    return results
+
+
 def inner(a):
     import library
     w = a.work
@@ -488,6 +579,11 @@ def inner(a):
             failed += not ok
             print("%s: icloudpd re-run and between-run changes%s" % ("PASS" if ok else "FAIL",
                                                                     "" if ok else " -- " + detail), flush=True)
+        if not a.quick:
+            for ok, detail in deletion(a, w, st, auth_cookies, lib):
+                passed += ok
+                failed += not ok
+                print("%s: %s" % ("PASS" if ok else "FAIL", detail), flush=True)
     finally:
         srv.terminate()
         srv.wait(10)

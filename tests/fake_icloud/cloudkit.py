@@ -25,6 +25,7 @@ from http_types import Response, json_response
 
 PREFIX = "/database/1/com.apple.photos.cloud/production/"
 URL_TTL = 3600   # downloadURL lifetime, seconds (§5.1)
+MODIFY_MAX_OPS = 200  # records/modify operations per request (CloudKit Web Services "Data Size Limits")
 
 DESIRED_DEFAULT = None   # None = all fields
 
@@ -41,7 +42,11 @@ class FaultPlan:
        "status": 429|500|503|..., "retry_after": seconds,
        "after_bytes": N (cut: close after N body bytes),
        "missing": N (short: send Content-Length minus N bytes then close),
-       "rate": bytes/s (drip)}
+       "rate": bytes/s (drip),
+       cloudkit only: "action": "mutate" with "mutation": {library op} applies the op just
+       before the request is handled (someone edits the asset in Photos meanwhile);
+       "action": "lost_answer" handles the request, then answers 503 instead (the change
+       happened, the client never heard: its retry must cope)}
     plus "bandwidth": bytes/s per download connection (0/absent = unlimited),
     and "expire_urls_after": N (the content host's clock jumps past every URL
     handed out so far when download request N+1 arrives; once).
@@ -195,6 +200,12 @@ class CloudKitService:
             r = self._cloudkit_fault(rule)
             if r is not None:
                 return r
+        r = self._handle_op(req, db, op)
+        if rule is not None and rule.get("action") == "lost_answer":
+            return _err("TRY_AGAIN_LATER", "injected fault: the answer was lost", 503)
+        return r
+
+    def _handle_op(self, req, db, op):
         try:
             body = json.loads(req.body.decode("utf-8")) if req.body else {}
         except (ValueError, UnicodeDecodeError):
@@ -240,6 +251,9 @@ class CloudKitService:
             return Response(200, [("Content-Type", "application/json; charset=UTF-8")], body)
         if act == "server_error_code":
             return _err(rule.get("code", "RETRY_LATER"), "injected fault")
+        if act == "mutate":
+            with self.lock:
+                self.lib.mutate(dict(rule["mutation"]))
         return None
 
     # ------------------------------------------------------------ zones
@@ -462,23 +476,39 @@ class CloudKitService:
 
     # ------------------------------------------------------------ modify / lookup
     def _modify(self, db, body):
+        """records/modify (CloudKit Web Services Reference, "Modifying Records"):
+        at most 200 operations; "atomic" (default true) means one refused
+        operation fails them all, the others with ATOMIC_ERROR; errors are
+        per record inside an HTTP 200 body (cloudkit-photos.md §1.5)."""
         z = self._zone_for(db, body.get("zoneID"))
-        recs = []
+        ops = body.get("operations") or []
+        if len(ops) > MODIFY_MAX_OPS:
+            raise _CkError("BAD_REQUEST", "too many operations (%d > %d)" % (len(ops), MODIFY_MAX_OPS), 400)
         now = self.lib.now()
-        for op in body.get("operations") or []:
+        checked = []   # (name, asset or None, error record or None)
+        for op in ops:
             r = op.get("record") or {}
             name = r.get("recordName")
             x = self.lib.by_uuid.get(name)
+            err = None
             if op.get("operationType") not in ("update", "forceUpdate") or r.get("recordType", "CPLAsset") != "CPLAsset":
-                recs.append({"recordName": name, "serverErrorCode": "BAD_REQUEST", "reason": "unsupported operation"})
-                continue
-            if x is None or x.purged or self.lib.zones[x.zone] is not z:
-                recs.append({"recordName": name, "serverErrorCode": "NOT_FOUND", "reason": "Record not found"})
-                continue
-            tag = r.get("recordChangeTag")
-            if op.get("operationType") == "update" and tag is not None and tag != self.lib.change_tag(x, L.LOG_ASSET):
-                recs.append({"recordName": name, "serverErrorCode": "CONFLICT",
-                             "reason": "record to insert already exists or oplock mismatch"})
+                err = {"recordName": name, "serverErrorCode": "BAD_REQUEST", "reason": "unsupported operation"}
+            elif x is None or x.purged or self.lib.zones[x.zone] is not z:
+                err = {"recordName": name, "serverErrorCode": "NOT_FOUND", "reason": "Record not found"}
+            elif (op.get("operationType") == "update" and r.get("recordChangeTag") is not None
+                  and r.get("recordChangeTag") != self.lib.change_tag(x, L.LOG_ASSET)):
+                err = {"recordName": name, "serverErrorCode": "CONFLICT",
+                       "reason": "record to insert already exists or oplock mismatch"}
+            checked.append((name, x, err, r))
+        if body.get("atomic", True) and any(e for _, _, e, _ in checked):
+            recs = [e or {"recordName": n, "serverErrorCode": "ATOMIC_ERROR",
+                          "reason": "atomic batch failed: another operation was refused"}
+                    for n, _, e, _ in checked]
+            return json_response({"records": recs, "syncToken": self._zone_token(z)})
+        recs = []
+        for name, x, err, r in checked:
+            if err is not None:
+                recs.append(err)
                 continue
             fields = r.get("fields") or {}
             for fname, fv in fields.items():

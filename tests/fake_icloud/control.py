@@ -13,6 +13,7 @@ GET  /health                 {"ok": true}
 """
 import json
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from faults import FAULTS
@@ -51,6 +52,9 @@ class ControlHandler(BaseHTTPRequestHandler):
             return self._send(200, app.auth.state())
         if p == "/health":
             return self._send(200, {"ok": True})
+        if p == "/library":
+            q = urllib.parse.parse_qs(self.path.partition("?")[2])
+            return self._send(*app.library_state((q.get("apple_id") or [None])[0]))
         return self._send(404, {"error": "unknown control path"})
 
     def do_DELETE(self):

@@ -152,6 +152,18 @@ class App:
         res = lib.mutate(body)
         return 200, {"ok": True, "result": res}
 
+    def library_state(self, aid):
+        """What a test checks after a sync that deletes: every asset's
+        uuid, filename and whether it is hidden, in Recently Deleted or purged."""
+        acc = self.store.find(aid) if aid else None
+        path = (acc.library if acc else None) or self.args.library
+        if not path:
+            return 400, {"error": "no library configured"}
+        lib = self.library_for(path)
+        return 200, {"assets": [{"uuid": x.uuid, "filename": x.filename, "zone": x.zone,
+                                 "hidden": bool(x.hidden), "deleted": bool(x.deleted),
+                                 "purged": bool(x.purged)} for x in lib.assets]}
+
     def dispatch(self, req):
         s = req.service
         if s == "idmsa":

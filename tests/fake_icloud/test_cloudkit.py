@@ -608,6 +608,82 @@ class Changes(unittest.TestCase):
         st, r, _ = post(self.svc, "private", "records/modify", body)
         self.assertEqual(r["records"][0]["serverErrorCode"], "CONFLICT")
 
+    def _trash_ops(self, recs):
+        return [{"operationType": "update", "record": {
+            "fields": {"isDeleted": {"value": 1}}, "recordChangeTag": a["recordChangeTag"],
+            "recordName": a["recordName"], "recordType": "CPLAsset"}} for a in recs]
+
+    def _deleted_names(self):
+        dele, _ = list_all(self.svc, "CPLAssetAndMasterDeletedByExpungedDate")
+        return {x["recordName"] for _, x in dele}
+
+    def test_records_modify_not_atomic_keeps_the_good_ones(self):
+        b = page(self.svc, 0)
+        assets = [r for r in b["records"] if r["recordType"] == "CPLAsset"][:3]
+        ops = self._trash_ops(assets)
+        ops[1]["record"]["recordChangeTag"] = "stale"
+        ops.append({"operationType": "update", "record": {"fields": {"isDeleted": {"value": 1}},
+                    "recordName": "NO-SUCH-RECORD", "recordType": "CPLAsset"}})
+        st, r, _ = post(self.svc, "private", "records/modify",
+                        {"atomic": False, "operations": ops, "zoneID": self.zid})
+        self.assertEqual(st, 200)   # per-record errors ride in a 200 body
+        codes = [x.get("serverErrorCode") for x in r["records"]]
+        self.assertEqual(codes, [None, "CONFLICT", None, "NOT_FOUND"])
+        self.assertEqual([x["recordName"] for x in r["records"]][:3], [a["recordName"] for a in assets])
+        self.assertEqual(self._deleted_names() & {a["recordName"] for a in assets},
+                         {assets[0]["recordName"], assets[2]["recordName"]})
+
+    def test_records_modify_atomic_is_all_or_nothing(self):
+        b = page(self.svc, 0)
+        assets = [r for r in b["records"] if r["recordType"] == "CPLAsset"][:2]
+        ops = self._trash_ops(assets)
+        ops[0]["record"]["recordChangeTag"] = "stale"
+        before = self._deleted_names()
+        for atomic in ({"atomic": True}, {}):   # true is the default
+            st, r, _ = post(self.svc, "private", "records/modify",
+                            dict(atomic, operations=ops, zoneID=self.zid))
+            self.assertEqual(st, 200)
+            self.assertEqual([x["serverErrorCode"] for x in r["records"]], ["CONFLICT", "ATOMIC_ERROR"])
+            self.assertEqual(self._deleted_names(), before)
+
+    def test_records_modify_race_and_lost_answer(self):
+        b = page(self.svc, 0)
+        a, c = [r for r in b["records"] if r["recordType"] == "CPLAsset"][:2]
+        # someone favourites the asset between our listing and our modify
+        self.svc.faults.add({"target": "cloudkit", "op": "records/modify", "action": "mutate",
+                             "mutation": {"op": "favourite", "asset": a["recordName"]}})
+        st, r, _ = post(self.svc, "private", "records/modify",
+                        {"atomic": False, "operations": self._trash_ops([a]), "zoneID": self.zid})
+        self.assertEqual((st, r["records"][0]["serverErrorCode"]), (200, "CONFLICT"))
+        self.assertNotIn(a["recordName"], self._deleted_names())
+        # the change happens but the answer is lost; the retry sees a conflict
+        self.svc.faults.add({"target": "cloudkit", "op": "records/modify", "action": "lost_answer"})
+        body = {"atomic": False, "operations": self._trash_ops([c]), "zoneID": self.zid}
+        st, r, _ = post(self.svc, "private", "records/modify", body)
+        self.assertEqual((st, r["serverErrorCode"]), (503, "TRY_AGAIN_LATER"))
+        self.assertIn(c["recordName"], self._deleted_names())
+        st, r, _ = post(self.svc, "private", "records/modify", body)
+        self.assertEqual(r["records"][0]["serverErrorCode"], "CONFLICT")
+
+    def test_records_modify_limit_and_restore(self):
+        b = page(self.svc, 0)
+        a = [r for r in b["records"] if r["recordType"] == "CPLAsset"][0]
+        st, r, _ = post(self.svc, "private", "records/modify",
+                        {"atomic": False, "operations": self._trash_ops([a]) * 201, "zoneID": self.zid})
+        self.assertEqual((st, r["serverErrorCode"]), (400, "BAD_REQUEST"))
+        self.assertNotIn(a["recordName"], self._deleted_names())
+        st, r, _ = post(self.svc, "private", "records/modify",
+                        {"atomic": False, "operations": self._trash_ops([a]), "zoneID": self.zid})
+        self.assertIn(a["recordName"], self._deleted_names())
+        # restore with the new tag: back in the main listing
+        op = self._trash_ops([r["records"][0]])
+        op[0]["record"]["fields"]["isDeleted"]["value"] = 0
+        st, r, _ = post(self.svc, "private", "records/modify", {"operations": op, "zoneID": self.zid})
+        self.assertNotIn("serverErrorCode", r["records"][0])
+        self.assertNotIn(a["recordName"], self._deleted_names())
+        got, _ = list_all(self.svc)
+        self.assertIn(a["recordName"], {x["recordName"] for _, x in got})
+
 
 class Lookup(unittest.TestCase):
     def test_lookup_refreshes_urls(self):

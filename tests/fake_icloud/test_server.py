@@ -684,6 +684,24 @@ class TestFaults(unittest.TestCase):
         self.assertNotIn(c.sd["scnt"], text)
 
 
+class TestLibraryControl(unittest.TestCase):
+    def test_library_state_follows_mutations(self):
+        st, lib = SRV.ctl("GET", "/library")
+        self.assertEqual(st, 200)
+        self.assertEqual(len(lib["assets"]), 5)
+        x = next(a for a in lib["assets"] if not a["deleted"] and not a["purged"])
+        self.assertEqual(sorted(x), ["deleted", "filename", "hidden", "purged", "uuid", "zone"])
+        st, _ = SRV.ctl("POST", "/mutate", {"op": "delete", "asset": x["uuid"]})
+        self.assertEqual(st, 200)
+        try:
+            got = {a["uuid"]: a for a in SRV.ctl("GET", "/library")[1]["assets"]}
+            self.assertTrue(got[x["uuid"]]["deleted"])
+        finally:
+            SRV.ctl("POST", "/mutate", {"op": "restore", "asset": x["uuid"]})
+        got = {a["uuid"]: a for a in SRV.ctl("GET", "/library")[1]["assets"]}
+        self.assertFalse(got[x["uuid"]]["deleted"])
+
+
 class TestLibcurl(unittest.TestCase):
     """icpd uses libcurl: its cookie engine (with libpsl) must take our cookies."""
 

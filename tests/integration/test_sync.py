@@ -588,6 +588,178 @@ class SyncFaults(unittest.TestCase):
         self.assertEqual(tmp_entries(out), [])
 
 
+class SyncDeleteInICloud(unittest.TestCase):
+    """--delete-after-download and --keep-icloud-recent-days: one fake per
+    case, since they change the library."""
+
+    def make_env(self, n=14, seed=5):
+        spec = L.generate_spec(n, seed, hostile="none", albums=False)
+        env = Env(spec)
+        self.addCleanup(env.stop)
+        return env
+
+    @staticmethod
+    def library(env):
+        return {a["uuid"]: a for a in env.fake.ctl("GET", "/library?apple_id=" + USER)["assets"]}
+
+    @staticmethod
+    def listed(env):
+        """Assets of the main listing (what a plain sync plans)."""
+        return {x.uuid for x in env.lib.assets
+                if x.zone == 0 and not (x.deleted or x.hidden or x.purged)}
+
+    @staticmethod
+    def trashed(before, after):
+        return {u for u, a in after.items() if a["deleted"] and not before[u]["deleted"]}
+
+    @staticmethod
+    def modify_requests(env):
+        return sum(1 for r in env.fake.requests()["requests"]
+                   if r["method"] == "POST" and r["path"].endswith("/records/modify"))
+
+    def test_delete_after_download_moves_exactly_the_verified_assets(self):
+        env = self.make_env(14, 1)   # 4 live photos and one already in Recently Deleted
+        listed = self.listed(env)
+        self.assertGreater(len(listed), 8)
+        # one live photo whose video never downloads: its photo is saved,
+        # but the asset is not whole locally, so it stays in iCloud
+        victim = next(x for x in env.lib.assets if x.uuid in listed and "live" in x.res)
+        fc = env.lib.checksum(victim, "live").replace("+", "-").replace("/", "_")
+        env.fake.reset()
+        env.fault({"target": "download", "op": fc, "action": "status", "status": 500, "times": 0})
+        before = self.library(env)
+        out = os.path.join(env.tmp, "out")
+        rep = os.path.join(env.tmp, "rep.json")
+        r = env.sync(out, "--delete-after-download", "--report-json", rep)
+        self.assertEqual(r.returncode, 4, show(r))
+        after = self.library(env)
+        self.assertEqual(self.trashed(before, after), listed - {victim.uuid}, show(r))
+        self.assertFalse(after[victim.uuid]["deleted"])
+        # nothing else changed: hidden, purged and other zones untouched
+        for u, a in after.items():
+            if u not in listed:
+                self.assertEqual(a, before[u])
+        with open(rep) as f:
+            report = json.load(f)
+        self.assertEqual((report["icloud_trashed"], report["icloud_trash_kept"],
+                          report["icloud_trash_failed"]), (len(listed) - 1, 1, 0))
+        self.assertEqual(report["failed"], 1)
+        # every file but the failed video is on disk; one request for all of them
+        exp = env.expected()
+        self.assertEqual(len(walk(out)), len(exp) - 1)
+        self.assertEqual(self.modify_requests(env), 1)
+        err = r.stderr.decode()
+        self.assertIn("keeping '", err)
+        self.assertEqual(err.count("to Recently Deleted in iCloud") - 1, len(listed) - 1, err)
+        # the next run lists only the victim; its video still fails, so it stays
+        before, n = after, self.modify_requests(env)
+        r = env.sync(out, "--delete-after-download")
+        self.assertEqual(r.returncode, 4, show(r))
+        self.assertEqual(self.trashed(before, self.library(env)), set())
+        self.assertEqual(self.modify_requests(env), n)
+
+    def count(self, env, path_end):
+        return sum(1 for r in env.fake.requests()["requests"]
+                   if r["method"] == "POST" and r["path"].endswith(path_end))
+
+    def test_asset_changed_in_icloud_meanwhile_stays(self):
+        env = self.make_env(8, 3)
+        listed = self.listed(env)
+        victim = sorted(listed)[0]
+        env.fake.reset()
+        # someone favourites it in Photos between our listing and our records/modify
+        env.fault({"target": "cloudkit", "op": "records/modify", "action": "mutate",
+                   "mutation": {"op": "favourite", "asset": victim}})
+        before = self.library(env)
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out, "--delete-after-download")
+        self.assertEqual(r.returncode, 4, show(r))
+        self.assertEqual(self.trashed(before, self.library(env)), listed - {victim})
+        err = r.stderr.decode()
+        self.assertIn("CONFLICT", err)
+        self.assertIn("%d assets moved to Recently Deleted, 0 kept (not verified locally), 1 refused"
+                      % (len(listed) - 1), err)
+        # the conflict was checked once with records/lookup: not deleted, so it stays
+        self.assertEqual((self.count(env, "/records/modify"), self.count(env, "/records/lookup")),
+                         (1, 1))
+        self.assertEqual(walk(out), env.expected())
+
+    def test_lost_answer_is_not_a_failure(self):
+        env = self.make_env(8, 3)
+        listed = self.listed(env)
+        env.fake.reset()
+        # the modify goes through but its answer is lost: the retry meets only
+        # conflicts, and records/lookup shows they are ours
+        env.fault({"target": "cloudkit", "op": "records/modify", "action": "lost_answer"})
+        before = self.library(env)
+        out = os.path.join(env.tmp, "out")
+        r = env.sync(out, "--delete-after-download")
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertEqual(self.trashed(before, self.library(env)), listed)
+        self.assertEqual((self.count(env, "/records/modify"), self.count(env, "/records/lookup")),
+                         (2, 1))
+
+    def test_keep_icloud_recent_days_and_dry_run(self):
+        env = self.make_env(16, 9)
+        listed = self.listed(env)
+        now_ms = time.time() * 1000
+        age = {x.uuid: int((now_ms - x.asset_date) // 86400000) for x in env.lib.assets
+               if x.uuid in listed}
+        ages = sorted(set(age.values()))
+        # a cut with at least two days on each side, so the clock cannot move an asset across
+        cuts = [b for a, b in zip(ages, ages[1:]) if b - a >= 3]
+        self.assertTrue(cuts, ages)
+        keep = cuts[len(cuts) // 2] - 1
+        old = {u for u, d in age.items() if d >= keep}
+        self.assertTrue(0 < len(old) < len(listed), (keep, ages))
+        out = os.path.join(env.tmp, "out")
+        before = self.library(env)
+        # a dry run changes nothing, in iCloud or on disk, and says what it would do
+        env.fake.reset()
+        r = env.sync(out, "--keep-icloud-recent-days", "0", "--dry-run")
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertEqual(self.library(env), before)
+        self.assertEqual(self.modify_requests(env), 0)
+        self.assertEqual(env.downloads(), 0)
+        self.assertFalse(os.path.exists(out) and walk(out))
+        self.assertIn("dry run: %d assets would be moved to Recently Deleted" % len(listed),
+                      r.stderr.decode())
+        # N days: everything downloads, only the older assets leave iCloud
+        env.fake.reset()
+        r = env.sync(out, "--keep-icloud-recent-days", str(keep))
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertEqual(walk(out), env.expected())
+        after = self.library(env)
+        self.assertEqual(self.trashed(before, after), old)
+        self.assertEqual(self.modify_requests(env), 1)
+        # 0 = every downloaded asset; nothing to download now, the rest go
+        env.fake.reset()
+        r = env.sync(out, "--keep-icloud-recent-days", "0")
+        self.assertEqual(r.returncode, 0, show(r))
+        self.assertEqual(env.downloads(), 0)
+        self.assertEqual(self.trashed(after, self.library(env)), listed - old)
+        self.assertEqual(self.modify_requests(env), 1)
+        # and the tree is untouched by all that
+        self.assertEqual(walk(out), env.expected())
+
+    def test_refused_combinations(self):
+        env = self.make_env(4, 2)
+        out = os.path.join(env.tmp, "out")
+        before = self.library(env)
+        for args, what in ((["--auto-delete", "--delete-after-download"], "--auto-delete"),
+                           (["--auto-delete", "--keep-icloud-recent-days", "0"], "--auto-delete"),
+                           (["--delete-after-download", "--keep-icloud-recent-days", "3"],
+                            "cannot be used together")):
+            with self.subTest(args=args):
+                env.fake.reset()
+                r = env.sync(out, *args)
+                self.assertEqual(r.returncode, 2, show(r))
+                self.assertIn(what, r.stderr.decode())
+                self.assertEqual(env.fake.requests()["total"], 0)
+        self.assertEqual(self.library(env), before)
+        self.assertFalse(os.path.exists(out))
+
+
 class UrlRefresh(unittest.TestCase):
     """Download URLs live about an hour (cloudkit-photos.md §5.1).  A sync
     that outlives them asks records/lookup for fresh ones, in batches (at

@@ -73,6 +73,7 @@ static void make_asset(struct asset *a, const char *id, const char *name, const 
 	a->kind = ASSET_IMAGE;
 	a->asset_date = date_ms;
 	a->added_date = date_ms;
+	a->change_tag = strdup("tag1");
 }
 
 /* 2024-05-06 12:00 UTC, one day apart */
@@ -137,11 +138,34 @@ static void config(struct config *c)
 	c->threads = 3;
 }
 
+/* sync_source.trash: records what it was asked; refuses trash_refuse. */
+static char trashed[256];
+static int trash_calls;
+static const char *trash_refuse;
+
+static int src_trash(void *ctx, struct sync_trash_item *items, size_t n)
+{
+	(void)ctx;
+	trash_calls++;
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_ptr_nonnull(items[i].change_tag);
+		if (trash_refuse && strcmp(items[i].asset_id, trash_refuse) == 0) {
+			items[i].result = ICPD_EASSET;
+			snprintf(items[i].why, sizeof(items[i].why), "CONFLICT: test");
+			continue;
+		}
+		items[i].result = 0;
+		strncat(trashed, items[i].asset_id, sizeof(trashed) - strlen(trashed) - 2);
+		strncat(trashed, " ", sizeof(trashed) - strlen(trashed) - 1);
+	}
+	return 0;
+}
+
 static int run(struct config *c, struct sync_report *rep, long stop_after)
 {
 	struct state *st = NULL;
 	struct src s = { 0 };
-	struct sync_source src = { src_next, NULL, &s };
+	struct sync_source src = { src_next, NULL, src_trash, &s };
 	struct sync_options o = { 0 };
 	int rc;
 
@@ -463,6 +487,112 @@ START_TEST(test_xmp_and_dry_run)
 }
 END_TEST
 
+START_TEST(test_trash_wanted)
+{
+	struct config c;
+	struct asset a;
+	time_t now = (time_t)((DAY0 + 3 * DAY) / 1000); /* A1 is exactly 3 days old */
+
+	config(&c);
+	make_asset(&a, "A1", "IMG_0001.JPG", "public.jpeg", DAY0);
+	ck_assert(!sync_trash_wanted(&c, &a, true, now)); /* off by default */
+	c.delete_after_download = true;
+	ck_assert(sync_trash_wanted(&c, &a, true, now));
+	ck_assert(!sync_trash_wanted(&c, &a, false, now)); /* nothing downloaded now */
+	c.delete_after_download = false;
+	c.keep_icloud_recent_days = 3;
+	ck_assert(sync_trash_wanted(&c, &a, false, now));
+	c.keep_icloud_recent_days = 4;
+	ck_assert(!sync_trash_wanted(&c, &a, true, now));
+	c.keep_icloud_recent_days = 3;
+	a.asset_date = DAY0 + 1; /* a millisecond short of 3 days: 2 whole days */
+	ck_assert(!sync_trash_wanted(&c, &a, false, now));
+	c.keep_icloud_recent_days = 0;
+	ck_assert(sync_trash_wanted(&c, &a, false, now));
+	a.asset_date = (int64_t)now * 1000 + 1; /* in the future: day -1, kept even by 0 */
+	ck_assert(!sync_trash_wanted(&c, &a, false, now));
+	a.asset_date = INT64_MIN; /* no assetDate: addedDate counts */
+	ck_assert(sync_trash_wanted(&c, &a, false, now));
+	a.added_date = INT64_MIN; /* no date at all: kept */
+	ck_assert(!sync_trash_wanted(&c, &a, false, now));
+	c.delete_after_download = true; /* icloudpd allows both with 0: either reason */
+	ck_assert(sync_trash_wanted(&c, &a, true, now));
+	asset_release(&a);
+	config_release(&c);
+}
+END_TEST
+
+START_TEST(test_trash_after_download)
+{
+	struct config c;
+	struct sync_report rep;
+
+	trashed[0] = '\0';
+	trash_calls = 0;
+	trash_refuse = NULL;
+	sync_report_init(&rep);
+	config(&c);
+	c.delete_after_download = true;
+	/* a dry run asks nothing of iCloud and downloads nothing */
+	c.dry_run = true;
+	ck_assert_int_eq(run(&c, &rep, 0), 0);
+	ck_assert_int_eq(trash_calls, 0);
+	ck_assert_int_eq(rep.trashed, 4);
+	ck_assert_int_eq(rep.downloaded, 0);
+	c.dry_run = false;
+	/* A3 fails to download: only A1, A2 (photo and video) and A4 go, once */
+	library(true);
+	ck_assert_int_eq(run(&c, &rep, 0), ICPD_EPARTIAL);
+	ck_assert_int_eq(trash_calls, 1);
+	ck_assert_str_eq(trashed, "A1 A2 A4 ");
+	ck_assert_int_eq(rep.trashed, 3);
+	ck_assert_int_eq(rep.trash_kept, 1);
+	/* the next run downloads A3 only, so only A3 goes */
+	library(false);
+	trashed[0] = '\0';
+	ck_assert_int_eq(run(&c, &rep, 0), 0);
+	ck_assert_int_eq(rep.downloaded, 1);
+	ck_assert_str_eq(trashed, "A3 ");
+	/* nothing downloaded: nothing to move, no call */
+	ck_assert_int_eq(run(&c, &rep, 0), 0);
+	ck_assert_int_eq(trash_calls, 2);
+	ck_assert_int_eq(rep.trashed, 0);
+	check_tree(5);
+	sync_report_release(&rep);
+	config_release(&c);
+}
+END_TEST
+
+START_TEST(test_trash_keep_days_verifies_files)
+{
+	struct config c;
+	struct sync_report rep;
+
+	trashed[0] = '\0';
+	trash_calls = 0;
+	sync_report_init(&rep);
+	config(&c);
+	/* A5 is another photo with A1's name, day and size: icloudpd's rule
+	 * takes A1's file for it, but that file was never A5's bytes */
+	asset_release(&assets[3]);
+	make_asset(&assets[3], "A5", "IMG_0001.JPG", "public.jpeg", DAY0);
+	set_version(&assets[3], SIZE_ORIGINAL, "/ok/5000", 5000, "public.jpeg");
+	/* and iCloud refuses A2 (changed since it was listed) */
+	trash_refuse = "A2";
+	c.keep_icloud_recent_days = 0;
+	ck_assert_int_eq(run(&c, &rep, 0), ICPD_EPARTIAL);
+	trash_refuse = NULL;
+	ck_assert_int_eq(rep.downloaded, 4);
+	ck_assert_int_eq(trash_calls, 1);
+	ck_assert_str_eq(trashed, "A1 A3 ");
+	ck_assert_int_eq(rep.trashed, 2);
+	ck_assert_int_eq(rep.trash_failed, 1);
+	ck_assert_int_eq(rep.trash_kept, 1);
+	sync_report_release(&rep);
+	config_release(&c);
+}
+END_TEST
+
 START_TEST(test_parse_rate)
 {
 	int64_t r;
@@ -493,6 +623,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_partial_failure);
 	tcase_add_test(tc, test_xmp_and_dry_run);
 	tcase_add_test(tc, test_crash_loop);
+	tcase_add_test(tc, test_trash_wanted);
+	tcase_add_test(tc, test_trash_after_download);
+	tcase_add_test(tc, test_trash_keep_days_verifies_files);
 	suite_add_tcase(s, tc);
 	return s;
 }
