@@ -65,6 +65,12 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
 	__attribute__((warn_unused_result));
 
+/* JSON decoded between begin and end takes its memory from the arena
+ * (cloudkit_arena.c); the trees may be freed at any time after, from
+ * anywhere (json_decref).  Nests. */
+void cloudkit_arena_begin(void);
+void cloudkit_arena_end(void);
+
 /* The zoneID object of the selected library (new reference). */
 json_t *cloudkit_zone_json(const struct cloudkit *ck);
 
