@@ -219,7 +219,10 @@ static enum verdict classify(const char *what, int net_err, const struct http_re
 	}
 	if (r->body.len) {
 		cloudkit_arena_begin();
-		body = json_loadb(r->body.data, r->body.len, 0, &jerr);
+		body = cloudkit_json_fast(r->body.data, r->body.len, false);
+		if (!body) {
+			body = json_loadb(r->body.data, r->body.len, 0, &jerr);
+		}
 		cloudkit_arena_end();
 	}
 	if (json_is_object(body)) {
