@@ -7,7 +7,7 @@
  * run's instructions and, worse, the cache misses of consolidating the
  * fastbins between pages.  Here a decode takes its blocks from 256 KB chunks
  * by bumping a pointer; a chunk counts its live blocks and goes back to the
- * system (or is kept as the one spare) when the last one is freed, so a
+ * system (or is kept as a spare) when the last one is freed, so a
  * record kept past its page (a pair split over two pages) only pins its
  * chunk until it is freed too.
  *
@@ -15,6 +15,8 @@
  * once and stay: outside a decode they are plain malloc/free, and free()
  * hands every pointer that is not inside one of our chunks to free(), so
  * blocks made before the install, or while the arena was off, are fine.
+ * A decode that starts while other functions are installed (session.c's
+ * wiping ones) runs without the arena and leaves them in place.
  * Chunks are aligned to their size: a pointer's chunk is found by masking,
  * then checked against the set of live chunks (no header per block).
  * Single-threaded, like everything that uses jansson here.
@@ -45,6 +47,7 @@ struct chunk {
 static struct {
 	bool installed;
 	int active;               /* nesting depth of begin/end */
+	int suspended;            /* begin/end pairs run without the arena */
 	struct chunk *cur;        /* the chunk being bumped; NULL when none */
 	struct chunk *spare[MAX_SPARE]; /* empty chunks kept for the next decode */
 	size_t nspare;
@@ -226,6 +229,17 @@ static void arena_free(void *p)
 
 void cloudkit_arena_begin(void)
 {
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	if (A.suspended || (A.installed ? m != arena_malloc || f != arena_free :
+					  m != malloc || f != free)) {
+		/* someone else's functions are in place (session.c wipes
+		 * secrets that way): leave them alone, decode with theirs */
+		A.suspended++;
+		return;
+	}
 	if (!A.installed) {
 		json_set_alloc_funcs(arena_malloc, arena_free);
 		A.installed = true;
@@ -235,6 +249,10 @@ void cloudkit_arena_begin(void)
 
 void cloudkit_arena_end(void)
 {
+	if (A.suspended) {
+		A.suspended--;
+		return;
+	}
 	if (A.active > 0) {
 		A.active--;
 	}
@@ -242,7 +260,7 @@ void cloudkit_arena_end(void)
 		struct chunk *c = A.cur;
 
 		/* a chunk only holds blocks of decodes that are over; the next
-		 * decode starts a fresh one (or the spare) */
+		 * decode starts a fresh one (or a spare) */
 		A.cur = NULL;
 		if (c->live == 0) {
 			chunk_drop(c);

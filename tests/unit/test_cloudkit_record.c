@@ -577,6 +577,74 @@ START_TEST(test_json_fast_recorded)
 }
 END_TEST
 
+static int other_allocs;
+
+static void *other_malloc(size_t n)
+{
+	other_allocs++;
+	return malloc(n);
+}
+
+/* Trees decoded in the arena are freed at any time, in any order, with
+ * blocks from plain malloc mixed in; a record kept past its page pins only
+ * its chunk; someone else's allocation functions are left in place. */
+START_TEST(test_arena)
+{
+	json_malloc_t m;
+	json_free_t f;
+	json_t *a, *b, *keep, *plain;
+	char text[4096];
+	size_t n = 0;
+
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "{\"records\":[");
+	for (int i = 0; i < 100; i++) {
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s{\"recordName\":\"r%d\",\"v\":%d}",
+			i ? "," : "", i, i);
+	}
+	snprintf(text + n, sizeof(text) - n, "]}");
+
+	plain = json_loads(text, 0, NULL); /* before the arena is installed */
+	cloudkit_arena_begin();
+	a = json_loads(text, 0, NULL);
+	cloudkit_arena_begin(); /* nests */
+	b = cloudkit_json_fast(text, strlen(text), false);
+	cloudkit_arena_end();
+	cloudkit_arena_end();
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert(json_equal(a, b));
+	ck_assert(json_equal(a, plain));
+	keep = json_incref(json_array_get(json_object_get(a, "records"), 42));
+	json_decref(a);
+	ck_assert_int_eq(json_integer_value(json_object_get(keep, "v")), 42);
+	json_object_set_new(keep, "late", json_string("made outside a decode"));
+	json_decref(plain);
+	cloudkit_arena_begin();
+	a = cloudkit_json_fast(text, strlen(text), false);
+	cloudkit_arena_end();
+	json_decref(b);
+	json_decref(keep);
+	json_decref(a);
+
+	json_get_alloc_funcs(&m, &f);
+	json_set_alloc_funcs(other_malloc, free);
+	other_allocs = 0;
+	cloudkit_arena_begin();
+	a = cloudkit_json_fast(text, strlen(text), false);
+	cloudkit_arena_end();
+	ck_assert_int_gt(other_allocs, 100);
+	json_decref(a);
+	{
+		json_malloc_t m2;
+		json_free_t f2;
+
+		json_get_alloc_funcs(&m2, &f2);
+		ck_assert(m2 == other_malloc && f2 == free);
+	}
+	json_set_alloc_funcs(m, f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cloudkit_record");
@@ -595,6 +663,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_b64);
 	tcase_add_test(tc, test_json_fast);
 	tcase_add_test(tc, test_json_fast_recorded);
+	tcase_add_test(tc, test_arena);
 	suite_add_tcase(s, tc);
 	return s;
 }
