@@ -33,25 +33,25 @@
 #include "icpd/banned.h"
 
 #define CHUNK_SIZE ((size_t)256 * 1024)
-#define CHUNK_BIG (CHUNK_SIZE / 8)     /* larger requests go to malloc */
+#define CHUNK_BIG (CHUNK_SIZE / 8) /* larger requests go to malloc */
 #define ALIGN 16
-#define MAX_SPARE 24             /* 6 MB: a page's tree, so pages reuse them */
+#define MAX_SPARE 24 /* 6 MB: a page's tree, so pages reuse them */
 
 struct chunk {
-	size_t used;   /* bytes handed out, header included */
-	size_t live;   /* blocks not yet freed */
+	size_t used; /* bytes handed out, header included */
+	size_t live; /* blocks not yet freed */
 };
 
 #define HEADER ((sizeof(struct chunk) + ALIGN - 1) & ~(size_t)(ALIGN - 1))
 
 static struct {
 	bool installed;
-	int active;               /* nesting depth of begin/end */
-	int suspended;            /* begin/end pairs run without the arena */
-	struct chunk *cur;        /* the chunk being bumped; NULL when none */
+	int active;                     /* nesting depth of begin/end */
+	int suspended;                  /* begin/end pairs run without the arena */
+	struct chunk *cur;              /* the chunk being bumped; NULL when none */
 	struct chunk *spare[MAX_SPARE]; /* empty chunks kept for the next decode */
 	size_t nspare;
-	uintptr_t *set;           /* open addressing: bases of chunks in use */
+	uintptr_t *set; /* open addressing: bases of chunks in use */
 	size_t nset, capset;
 } A;
 
@@ -233,8 +233,8 @@ void cloudkit_arena_begin(void)
 	json_free_t f;
 
 	json_get_alloc_funcs(&m, &f);
-	if (A.suspended || (A.installed ? m != arena_malloc || f != arena_free :
-					  m != malloc || f != free)) {
+	if (A.suspended ||
+	        (A.installed ? m != arena_malloc || f != arena_free : m != malloc || f != free)) {
 		/* someone else's functions are in place (session.c wipes
 		 * secrets that way): leave them alone, decode with theirs */
 		A.suspended++;

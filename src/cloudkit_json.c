@@ -41,7 +41,7 @@ static json_t *parse_value(struct parser *ps);
 static void skip_ws(struct parser *ps)
 {
 	while (ps->p < ps->end &&
-		(*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t')) {
+	        (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t')) {
 		ps->p++;
 	}
 }
@@ -287,7 +287,7 @@ static json_t *parse_value(struct parser *ps)
 
 json_t *cloudkit_json_fast(const char *text, size_t len, bool reject_duplicates)
 {
-	struct parser ps = { text, text + len, reject_duplicates, 0 };
+	struct parser ps = {text, text + len, reject_duplicates, 0};
 	json_t *root;
 
 	skip_ws(&ps);
