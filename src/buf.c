@@ -81,6 +81,30 @@ int buf_add(struct buf *b, const void *data, size_t n)
 	return 0;
 }
 
+int buf_presize(struct buf *b, size_t extra)
+{
+	size_t need;
+
+	if (extra > (size_t)-1 / 2 - b->len) {
+		return error_set(ICPD_EPROTO, "buffer too large");
+	}
+	need = b->len + extra + 1;
+	if (b->max && need - 1 > b->max) {
+		return error_set(ICPD_EPROTO, "response larger than %zu bytes", b->max);
+	}
+	if (need <= b->cap) {
+		return 0;
+	}
+	if (b->cap) {
+		b->data = xrealloc(b->data, need);
+	} else {
+		b->data = xmalloc(need);
+		b->data[0] = '\0';
+	}
+	b->cap = need;
+	return 0;
+}
+
 int buf_adds(struct buf *b, const char *s)
 {
 	return buf_add(b, s, strlen(s));

@@ -227,7 +227,12 @@ static enum verdict classify(const char *what, int net_err, const struct http_re
 		return V_FAIL;
 	}
 	if (r->body.len) {
-		body = json_loadb(r->body.data, r->body.len, 0, &jerr);
+		cloudkit_arena_begin();
+		body = cloudkit_json_fast(r->body.data, r->body.len, false);
+		if (!body) {
+			body = json_loadb(r->body.data, r->body.len, 0, &jerr);
+		}
+		cloudkit_arena_end();
 	}
 	if (json_is_object(body)) {
 		code = json_string_value(json_object_get(body, "serverErrorCode"));

@@ -73,6 +73,19 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
 	__attribute__((warn_unused_result));
 
+/* JSON decoded between begin and end takes its memory from the arena
+ * (cloudkit_arena.c); the trees may be freed at any time after, from
+ * anywhere (json_decref).  Nests. */
+void cloudkit_arena_begin(void);
+void cloudkit_arena_end(void);
+
+/* The common shape of a CloudKit answer (ASCII, no escapes, plain numbers)
+ * decoded fast into the same tree json_loadb(text, len, flags) would make
+ * (flags: 0, or JSON_REJECT_DUPLICATES when reject_duplicates); NULL when
+ * the text is anything else, valid or not: then decode it with json_loadb,
+ * which alone decides what is an error.  cloudkit_json.c.  Caller decrefs. */
+json_t *cloudkit_json_fast(const char *text, size_t len, bool reject_duplicates);
+
 /* The zoneID object of the selected library (new reference). */
 json_t *cloudkit_zone_json(const struct cloudkit *ck);
 

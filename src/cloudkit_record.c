@@ -803,13 +803,16 @@ int cloudkit_pairs_lone_asset(struct cloudkit_pairs *p, const json_t *master, co
 int cloudkit_page_decode(const char *text, size_t len, const char *zone, struct cloudkit_page *page)
 {
 	json_error_t jerr;
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = cloudkit_json_fast(text, len, true);
 	json_t *records;
 	struct cloudkit_pairs p;
 	const char *tok;
 	int err;
 
 	memset(page, 0, sizeof(*page));
+	if (!root) {
+		root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	}
 	if (!root) {
 		return error_set(ICPD_EPROTO, "invalid JSON in a CloudKit page: %s (line %d)", jerr.text,
 			jerr.line);

@@ -164,37 +164,59 @@ static char *parent_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
-int fsutil_mkdirs(const char *path, mode_t mode)
+/* mkdir p, creating missing parents first; p is modified and restored. */
+static int mkdirs_at(char *p, mode_t mode, int *saved)
 {
-	char *p = xstrdup(path);
-	int rc = 0, saved = 0;
 	struct stat st;
+	char *slash;
+	int rc;
 
-	for (char *s = p + 1;; s++) {
-		char c = *s;
-
-		if (c != '/' && c != '\0') {
-			continue;
+	if (mkdir(p, mode) == 0) {
+		goto created;
+	}
+	if (errno == ENOENT && (slash = strrchr(p, '/')) != NULL && slash != p) {
+		/* a parent is missing: make it, then this one */
+		*slash = '\0';
+		rc = mkdirs_at(p, mode, saved);
+		*slash = '/';
+		if (rc) {
+			return rc;
 		}
-		*s = '\0';
-		if (mkdir(p, mode) != 0) {
-			if (errno != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-				saved = errno == EEXIST ? ENOTDIR : errno;
-				rc = storage_error(saved, "create directory", p);
-				goto done;
-			}
-		} else if (chmod(p, mode) != 0) {
-			/* the umask must not narrow what the user asked for */
-			saved = errno;
-			rc = storage_error(saved, "chmod", p);
-			goto done;
-		}
-		*s = c;
-		if (c == '\0') {
-			break;
+		if (mkdir(p, mode) == 0) {
+			goto created;
 		}
 	}
-done:
+	if (errno != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		*saved = errno == EEXIST ? ENOTDIR : errno;
+		return storage_error(*saved, "create directory", p);
+	}
+	return 0;
+created:
+	if (chmod(p, mode) != 0) {
+		/* the umask must not narrow what the user asked for */
+		*saved = errno;
+		return storage_error(*saved, "chmod", p);
+	}
+	return 0;
+}
+
+/*
+ * From the leaf up, not from the root down: a folder that is there costs
+ * one stat, a new day folder under an existing month one mkdir (walking
+ * down from '/' was a mkdir and a stat per component, ~12 system calls a
+ * downloaded file).
+ */
+int fsutil_mkdirs(const char *path, mode_t mode)
+{
+	struct stat st;
+	char *p;
+	int rc, saved = 0;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		return 0;
+	}
+	p = xstrdup(path);
+	rc = mkdirs_at(p, mode, &saved);
 	free(p);
 	errno = saved; /* callers tell "this path is taken" from "the disk failed" */
 	return rc;

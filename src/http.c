@@ -170,6 +170,17 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 		vlen--;
 	}
 	value = xstrndup(colon, vlen);
+	if (strcasecmp(name, "Content-Length") == 0 && r->body.len == 0) {
+		/* the body in one block of the right size, not grown by doubling
+		 * (a listing page: ~0.4 MB copied 13 times into a 1 MB block) */
+		char *end = NULL;
+		unsigned long long cl = strtoull(value, &end, 10);
+
+		if (end != value && *end == '\0' && cl <= t->cap && cl <= (16u << 20) &&
+			buf_presize(&r->body, (size_t)cl)) {
+			error_clear();
+		}
+	}
 	if (r->nheaders == t->hcap) {
 		t->hcap = t->hcap ? t->hcap * 2 : 16;
 		r->headers = xrealloc(r->headers, t->hcap * sizeof(*r->headers));

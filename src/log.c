@@ -101,32 +101,50 @@ static void mask_secrets(char *s)
 	}
 }
 
-static void put_json_string(FILE *out, const char *s)
+/* Append s as a JSON string at line[n]; the caller sized line for the
+ * worst case (6 bytes per input byte + 2).  Returns the new length. */
+static size_t put_json_string(char *line, size_t n, const char *s)
 {
-	fputc('"', out);
+	static const char hex[] = "0123456789abcdef";
+
+	line[n++] = '"';
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if (c == '"' || c == '\\') {
-			fputc('\\', out);
-			fputc(c, out);
+			line[n++] = '\\';
+			line[n++] = (char)c;
 		} else if (c < 0x20) {
-			fprintf(out, "\\u%04x", c);
+			memcpy(line + n, "\\u00", 4);
+			line[n + 4] = hex[c >> 4];
+			line[n + 5] = hex[c & 15];
+			n += 6;
 		} else {
-			fputc(c, out);
+			line[n++] = (char)c;
 		}
 	}
-	fputc('"', out);
+	line[n++] = '"';
+	return n;
 }
 
+#define LOG_MSG_MAX 4096
+
+/*
+ * The whole line is formatted here and written with one fwrite: stderr is
+ * unbuffered, and a character at a time cost ~90 write(2) calls per line
+ * (0.7 s of system time in a 10k-asset dry run).
+ */
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	FILE *out = cur_out ? cur_out : stderr;
-	char msg[4096];
+	char msg[LOG_MSG_MAX];
+	char line[LOG_MSG_MAX * 6 + 128];
 	char stamp[32];
 	struct tm tm;
 	time_t now;
 	va_list ap;
+	size_t n = 0;
+	int k;
 
 	if (!log_enabled(level)) {
 		return;
@@ -142,24 +160,29 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	switch (cur_format) {
 	case LOG_FORMAT_JSON:
-		fprintf(out, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", stamp,
+		k = snprintf(line, 128, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", stamp,
 			level_names[level]);
-		put_json_string(out, msg);
-		fputs("}\n", out);
+		n = k > 0 && k < 128 ? (size_t)k : 0;
+		n = put_json_string(line, n, msg);
+		memcpy(line + n, "}\n", 2);
+		n += 2;
 		break;
 	case LOG_FORMAT_TEXT:
 		if (level == LOG_INFO) {
-			fprintf(out, "%s\n", msg);
+			k = snprintf(line, sizeof(line), "%s\n", msg);
 		} else {
-			fprintf(out, "%s: %s\n", level_names[level], msg);
+			k = snprintf(line, sizeof(line), "%s: %s\n", level_names[level], msg);
 		}
+		n = k > 0 && (size_t)k < sizeof(line) ? (size_t)k : 0;
 		break;
 	default:
-		fprintf(out, "time=%s level=%s msg=", stamp, level_names[level]);
-		put_json_string(out, msg);
-		fputc('\n', out);
+		k = snprintf(line, 128, "time=%s level=%s msg=", stamp, level_names[level]);
+		n = k > 0 && k < 128 ? (size_t)k : 0;
+		n = put_json_string(line, n, msg);
+		line[n++] = '\n';
 		break;
 	}
+	fwrite(line, 1, n, out);
 	fflush(out);
 }
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,16 +55,24 @@ struct sync_job {
 
 /* --dry-run / --only-print-filenames: files that would have been written,
  * so a second asset with the same name is de-duplicated as in a real run.
- * A chained hash table: a dry run over 100k assets must not be quadratic. */
+ * A chained hash table: a dry run over 100k assets must not be quadratic.
+ * It holds every planned path of the run, so it is kept compact: the paths
+ * sit back to back in one pool, an entry is 16 bytes, chains are indices
+ * (one malloc per path was ~90 bytes a path and the heap fragments that
+ * made malloc slow for the rest of the run). */
 struct planned {
-	char *rel;
 	int64_t size;
-	struct planned *next;
+	uint32_t off;              /* of the path in pool */
+	uint32_t next;             /* index + 1 of the next entry in the chain; 0 ends it */
 };
 
 struct planned_set {
-	struct planned **slots;
-	size_t nslots, n;
+	char *pool;
+	size_t pool_len, pool_cap;
+	struct planned *ents;
+	size_t n, cap;
+	uint32_t *slots;           /* index + 1 of the first entry; 0 = empty */
+	size_t nslots;
 };
 
 static uint64_t hash_str(const char *str)
@@ -77,13 +86,15 @@ static uint64_t hash_str(const char *str)
 	return h;
 }
 
-static struct planned *planned_find(const struct planned_set *set, const char *rel)
+static const struct planned *planned_find(const struct planned_set *set, const char *rel)
 {
 	if (!set->nslots) {
 		return NULL;
 	}
-	for (struct planned *p = set->slots[hash_str(rel) % set->nslots]; p; p = p->next) {
-		if (strcmp(p->rel, rel) == 0) {
+	for (uint32_t i = set->slots[hash_str(rel) % set->nslots]; i; i = set->ents[i - 1].next) {
+		const struct planned *p = &set->ents[i - 1];
+
+		if (strcmp(set->pool + p->off, rel) == 0) {
 			return p;
 		}
 	}
@@ -92,44 +103,48 @@ static struct planned *planned_find(const struct planned_set *set, const char *r
 
 static void planned_add(struct planned_set *set, const char *rel, int64_t size)
 {
+	size_t len = strlen(rel) + 1, k;
 	struct planned *p;
-	size_t i;
 
+	if (set->n >= UINT32_MAX - 1 || set->pool_len + len > UINT32_MAX) {
+		return; /* 4 GB of paths: de-duplication of the rest is best effort */
+	}
 	if (set->n >= set->nslots) {
 		size_t nslots = set->nslots ? set->nslots * 2 : 1024;
-		struct planned **slots = xcalloc(nslots, sizeof(struct planned *));
 
-		for (i = 0; i < set->nslots; i++) {
-			for (struct planned *q = set->slots[i], *next; q; q = next) {
-				size_t k = hash_str(q->rel) % nslots;
-
-				next = q->next;
-				q->next = slots[k];
-				slots[k] = q;
-			}
-		}
 		free(set->slots);
-		set->slots = slots;
+		set->slots = xcalloc(nslots, sizeof(*set->slots));
 		set->nslots = nslots;
+		for (size_t i = 0; i < set->n; i++) {
+			k = hash_str(set->pool + set->ents[i].off) % nslots;
+			set->ents[i].next = set->slots[k];
+			set->slots[k] = (uint32_t)(i + 1);
+		}
 	}
-	p = xcalloc(1, sizeof(*p));
-	p->rel = xstrdup(rel);
+	if (set->n >= set->cap) {
+		set->cap = set->cap ? set->cap * 2 : 1024;
+		set->ents = xrealloc(set->ents, set->cap * sizeof(*set->ents));
+	}
+	if (set->pool_len + len > set->pool_cap) {
+		while (set->pool_len + len > set->pool_cap) {
+			set->pool_cap = set->pool_cap ? set->pool_cap * 2 : 64 * 1024;
+		}
+		set->pool = xrealloc(set->pool, set->pool_cap);
+	}
+	memcpy(set->pool + set->pool_len, rel, len);
+	p = &set->ents[set->n];
+	p->off = (uint32_t)set->pool_len;
 	p->size = size;
-	i = hash_str(rel) % set->nslots;
-	p->next = set->slots[i];
-	set->slots[i] = p;
-	set->n++;
+	set->pool_len += len;
+	k = hash_str(rel) % set->nslots;
+	p->next = set->slots[k];
+	set->slots[k] = (uint32_t)(++set->n);
 }
 
 static void planned_clear(struct planned_set *set)
 {
-	for (size_t i = 0; i < set->nslots; i++) {
-		for (struct planned *q = set->slots[i], *next; q; q = next) {
-			next = q->next;
-			free(q->rel);
-			free(q);
-		}
-	}
+	free(set->pool);
+	free(set->ents);
 	free(set->slots);
 	memset(set, 0, sizeof(*set));
 }

@@ -26,6 +26,9 @@ void buf_init(struct buf *b, size_t max);
 void buf_release(struct buf *b);
 void buf_reset(struct buf *b);
 int buf_add(struct buf *b, const void *data, size_t n) __attribute__((warn_unused_result));
+/* Make room for extra more bytes, exactly (no doubling): for a body whose
+ * size is announced.  Same errors as buf_add. */
+int buf_presize(struct buf *b, size_t extra) __attribute__((warn_unused_result));
 int buf_adds(struct buf *b, const char *s) __attribute__((warn_unused_result));
 int buf_addf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), warn_unused_result));

@@ -1311,6 +1311,182 @@ START_TEST(test_b64)
 }
 END_TEST
 
+
+/* The fast path agrees with json_loadb on what it accepts, and leaves the
+ * rest (errors included) to it. */
+static void same_as_jansson(const char *text, size_t flags, bool fast_expected)
+{
+	size_t len = strlen(text);
+	json_t *fast = cloudkit_json_fast(text, len, flags != 0);
+	json_t *slow = json_loadb(text, len, flags, NULL);
+
+	if (fast_expected) {
+		ck_assert_msg(fast != NULL, "fast path gave up on %s", text);
+	}
+	if (fast) {
+		char *a, *b;
+
+		ck_assert_msg(slow != NULL, "fast path accepted what jansson rejects: %s", text);
+		a = json_dumps(fast, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+		b = json_dumps(slow, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+		ck_assert_str_eq(a, b);
+		ck_assert_msg(json_equal(fast, slow), "trees differ for %s", text);
+		free(a);
+		free(b);
+	}
+	json_decref(fast);
+	json_decref(slow);
+}
+
+START_TEST(test_json_fast)
+{
+	static const char *const ok[] = {
+		"{}", "[]", " \t\r\n{ \"a\" : 1 , \"b\":[true,false,null,\"x\"]}\n",
+		"{\"n\":-0,\"m\":123456789012345678,\"k\":-123456789012345678}",
+		"{\"r\":1.5,\"e\":-2.25e-3,\"E\":6E+2,\"z\":0.0,\"big\":1.7976931348623157e308}",
+		"{\"lat\":48.858844,\"lon\":2.294351}",
+		"{\"a\":1,\"a\":2}", /* the later one wins, as in jansson */
+		"{\"\":\"\",\"s\":\"https://x/B/${f}?o=A&v=1\"}",
+		"[[[[[[{\"deep\":[1,[2,[3]]]}]]]]]]",
+	};
+	static const char *const hand_over[] = {
+		/* valid, but left to jansson */
+		"{\"s\":\"a\\\"b\"}", "{\"s\":\"\\u00e9\"}", "{\"s\":\"caf\xc3\xa9\"}",
+		"{\"i\":1234567890123456789}", "{\"i\":-9223372036854775808}", "{\"t\":1e-400}",
+		/* invalid: jansson's error */
+		"", " ", "1", "\"s\"", "null", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}",
+		"{\"a\":01}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":1e+}",
+		"{\"a\":1e999}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":nul}", "{\"a\":\"x\ty\"}",
+		"{\"a\":\"unterminated}", "{} x", "{}{}", "[1 2]", "{\"a\":[1}", "{\"a\":123abc}",
+		"{\"a\":\"\xff\"}", "\xef\xbb\xbf{}", "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":+1}",
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		same_as_jansson(ok[i], 0, true);
+	}
+	for (size_t i = 0; i < sizeof(hand_over) / sizeof(hand_over[0]); i++) {
+		ck_assert_msg(cloudkit_json_fast(hand_over[i], strlen(hand_over[i]), false) == NULL,
+			"fast path took %s", hand_over[i]);
+		same_as_jansson(hand_over[i], 0, false);
+	}
+	/* duplicates: jansson's error under JSON_REJECT_DUPLICATES */
+	ck_assert_ptr_null(cloudkit_json_fast("{\"a\":1,\"a\":2}", 13, true));
+	same_as_jansson("{\"a\":{\"a\":1},\"b\":{\"a\":2}}", JSON_REJECT_DUPLICATES, true);
+	/* a NUL byte inside the length */
+	ck_assert_ptr_null(cloudkit_json_fast("{\"a\":1}\0", 8, false));
+	ck_assert_ptr_null(cloudkit_json_fast("{\"a\0\":1}", 8, false));
+	/* nesting: jansson stops at 2048 values deep, the fast path well before */
+	{
+		char deep[3000];
+		size_t n = 0;
+
+		for (int i = 0; i < 1200; i++) {
+			deep[n++] = '[';
+		}
+		for (int i = 0; i < 1200; i++) {
+			deep[n++] = ']';
+		}
+		deep[n] = '\0';
+		ck_assert_ptr_null(cloudkit_json_fast(deep, n, false));
+		same_as_jansson(deep, 0, false);
+	}
+}
+END_TEST
+
+/* Recorded pages: the fast path takes them and builds jansson's tree. */
+START_TEST(test_json_fast_recorded)
+{
+	static const char *const files[] = { "listing_photos_raw_alt_adj.json", "listing_videos.json",
+		"listing_albums.json" };
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char path[512];
+		size_t len;
+		char *text;
+		json_t *fast, *slow;
+
+		snprintf(path, sizeof(path), RECORDINGS "%s", files[i]);
+		text = slurp(path, &len);
+		fast = cloudkit_json_fast(text, len, false);
+		slow = json_loadb(text, len, 0, NULL);
+		ck_assert_ptr_nonnull(slow);
+		ck_assert_msg(fast != NULL, "fast path gave up on %s", files[i]);
+		ck_assert(json_equal(fast, slow));
+		json_decref(fast);
+		json_decref(slow);
+		free(text);
+	}
+}
+END_TEST
+
+static int other_allocs;
+
+static void *other_malloc(size_t n)
+{
+	other_allocs++;
+	return malloc(n);
+}
+
+/* Trees decoded in the arena are freed at any time, in any order, with
+ * blocks from plain malloc mixed in; a record kept past its page pins only
+ * its chunk; someone else's allocation functions are left in place. */
+START_TEST(test_arena)
+{
+	json_malloc_t m;
+	json_free_t f;
+	json_t *a, *b, *keep, *plain;
+	char text[4096];
+	size_t n = 0;
+
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "{\"records\":[");
+	for (int i = 0; i < 100; i++) {
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s{\"recordName\":\"r%d\",\"v\":%d}",
+			i ? "," : "", i, i);
+	}
+	snprintf(text + n, sizeof(text) - n, "]}");
+
+	plain = json_loads(text, 0, NULL); /* before the arena is installed */
+	cloudkit_arena_begin();
+	a = json_loads(text, 0, NULL);
+	cloudkit_arena_begin(); /* nests */
+	b = cloudkit_json_fast(text, strlen(text), false);
+	cloudkit_arena_end();
+	cloudkit_arena_end();
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert(json_equal(a, b));
+	ck_assert(json_equal(a, plain));
+	keep = json_incref(json_array_get(json_object_get(a, "records"), 42));
+	json_decref(a);
+	ck_assert_int_eq(json_integer_value(json_object_get(keep, "v")), 42);
+	json_object_set_new(keep, "late", json_string("made outside a decode"));
+	json_decref(plain);
+	cloudkit_arena_begin();
+	a = cloudkit_json_fast(text, strlen(text), false);
+	cloudkit_arena_end();
+	json_decref(b);
+	json_decref(keep);
+	json_decref(a);
+
+	json_get_alloc_funcs(&m, &f);
+	json_set_alloc_funcs(other_malloc, free);
+	other_allocs = 0;
+	cloudkit_arena_begin();
+	a = cloudkit_json_fast(text, strlen(text), false);
+	cloudkit_arena_end();
+	ck_assert_int_gt(other_allocs, 100);
+	json_decref(a);
+	{
+		json_malloc_t m2;
+		json_free_t f2;
+
+		json_get_alloc_funcs(&m2, &f2);
+		ck_assert(m2 == other_malloc && f2 == free);
+	}
+	json_set_alloc_funcs(m, f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cloudkit_record");
@@ -1338,6 +1514,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_pairs_across_pages);
 	tcase_add_test(tc, test_recorded_albums);
 	tcase_add_test(tc, test_b64);
+	tcase_add_test(tc, test_json_fast);
+	tcase_add_test(tc, test_json_fast_recorded);
+	tcase_add_test(tc, test_arena);
 	suite_add_tcase(s, tc);
 	return s;
 }
