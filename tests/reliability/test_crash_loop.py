@@ -130,7 +130,7 @@ class CrashLoop(unittest.TestCase):
 
 class RandomKills(unittest.TestCase):
     def test_sigkill_at_random_points(self):
-        env = R.Env(KILL_ASSETS, 13, faults={"bandwidth": 300000})
+        env = R.Env(KILL_ASSETS, 13, faults={"bandwidth": 8000})
         self.addCleanup(env.stop)
         exp = env.expected()
         out = os.path.join(env.tmp, "out")
@@ -154,7 +154,8 @@ class RandomKills(unittest.TestCase):
                 for k, (st, size) in files.items():
                     if st in ("done", "adopted"):
                         self.assertEqual(size, exp[k][0], "kill %d: DB row %s" % (i, k))
-        self.assertGreaterEqual(kills, KILLS // 2)
+        # each kill must land in a running sync, or the test proves little
+        self.assertGreaterEqual(kills, KILLS - 2)
         r = env.sync(out, timeout=600)
         self.assertEqual(r.returncode, 0, R.show(r))
         self.assertEqual(R.walk(out), exp)
