@@ -115,10 +115,12 @@ static size_t put_json_string(char *line, size_t n, const char *s)
 			line[n++] = '\\';
 			line[n++] = (char)c;
 		} else if (c < 0x20) {
-			memcpy(line + n, "\\u00", 4);
-			line[n + 4] = hex[c >> 4];
-			line[n + 5] = hex[c & 15];
-			n += 6;
+			line[n++] = '\\';
+			line[n++] = 'u';
+			line[n++] = '0';
+			line[n++] = '0';
+			line[n++] = hex[c >> 4];
+			line[n++] = hex[c & 15];
 		} else {
 			line[n++] = (char)c;
 		}
@@ -164,8 +166,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 			level_names[level]);
 		n = k > 0 && k < 128 ? (size_t)k : 0;
 		n = put_json_string(line, n, msg);
-		memcpy(line + n, "}\n", 2);
-		n += 2;
+		line[n++] = '}';
+		line[n++] = '\n';
 		break;
 	case LOG_FORMAT_TEXT:
 		if (level == LOG_INFO) {

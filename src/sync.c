@@ -750,7 +750,7 @@ static int cmp_cand(const void *x, const void *y)
 /* After the downloads: verify, then one pass of deletions in iCloud. */
 static int trash_run(struct sync *s)
 {
-	struct trash_cand **ok = xcalloc(s->ntrash ? s->ntrash : 1, sizeof(*ok));
+	struct trash_cand **ok = xcalloc(s->ntrash ? s->ntrash : 1, sizeof(struct trash_cand *));
 	struct sync_trash_item *items = NULL;
 	size_t n = 0, k = 0;
 	int rc = 0;
@@ -776,7 +776,7 @@ static int trash_run(struct sync *s)
 		goto done;
 	}
 	/* an asset in two listed albums is moved once */
-	qsort(ok, n, sizeof(*ok), cmp_cand);
+	qsort(ok, n, sizeof(struct trash_cand *), cmp_cand);
 	items = xcalloc(n, sizeof(*items));
 	for (size_t i = 0; i < n; i++) {
 		if (k && strcmp(items[k - 1].asset_id, ok[i]->asset_id) == 0) {
