@@ -34,11 +34,16 @@ rm -f "$demo/state/ready.json"
 	>"$demo/fake.out" 2>&1 &
 fake=$!
 trap 'kill $fake 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
 	[ -f "$demo/state/ready.json" ] && break
 	kill -0 $fake 2>/dev/null || { cat "$demo/fake.out"; exit 1; }
 	sleep 0.2
 done
+if [ ! -f "$demo/state/ready.json" ]; then
+	cat "$demo/fake.out"
+	echo "demo: the fake iCloud did not start within 60 s (its log: $demo/fake.log)" >&2
+	exit 1
+fi
 port=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' \
 	"$demo/state/ready.json")
 echo "== fake iCloud listening on 127.0.0.1:$port (HTTPS, its own test CA)"
