@@ -590,8 +590,18 @@ int download_run(struct downloader *d, long max_pending)
 		if (d->fatal) {
 			break;
 		}
+		/* Wake for the next retry time; a job that waits only for a free
+		 * transfer slot needs no timer (a finished transfer wakes the
+		 * poll), or this loop would spin while every slot is busy. */
+		bool ready = false;
+
 		for (struct dl *x = d->queue; x; x = x->next) {
-			if (!x->running && x->not_before < next) {
+			if (x->running) {
+				continue;
+			}
+			if (x->not_before <= now) {
+				ready = true;
+			} else if (x->not_before < next) {
 				next = x->not_before;
 			}
 		}
@@ -599,7 +609,8 @@ int download_run(struct downloader *d, long max_pending)
 		if (timeout > 250) {
 			timeout = 250;
 		}
-		if (timeout < 0 || d->stats.queued <= max_pending) {
+		if (timeout < 0 || d->stats.queued <= max_pending ||
+			(ready && d->stats.running < d->o.threads)) {
 			timeout = 0;
 		}
 		if (d->stats.running == 0) {
