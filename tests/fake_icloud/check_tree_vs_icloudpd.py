@@ -263,6 +263,44 @@ def run_icpd(a, w, st, auth_cookies, out, args, tz, tag):
     return rc
 
 
+def adopt_icloudpd_tree(a, w, st, auth_cookies, ref_root, ref, icpd_man, args, tz):
+    """icpd sync, with no state database, over a copy of the tree icloudpd wrote: every
+    file icloudpd saved at the path icpd expects is adopted (zero downloads); icpd downloads
+    only the files it names differently (the expected differences), and rewrites nothing
+    of icloudpd's.  Returns (ok, detail)."""
+    out = os.path.join(w, "out-adopt")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(ref_root, out, symlinks=True)
+    cookies = os.path.join(w, "icpd-cookies-adopt")
+    shutil.rmtree(cookies, ignore_errors=True)
+    shutil.copytree(auth_cookies, cookies, symlinks=True)
+    report = os.path.join(w, "adopt-report.json")
+    env = dict(os.environ, TZ=tz)
+    env.pop("REQUESTS_CA_BUNDLE", None)
+    with open(os.path.join(w, "icpd-adopt.log"), "w") as logf:
+        rc = subprocess.run([a.icpd, "sync"] + icpd_common(a, w, st, cookies)
+                            + ["--directory", out, "--no-progress-bar", "--report-json", report]
+                            + list(args), env=env, stdin=subprocess.DEVNULL, stdout=logf,
+                            stderr=subprocess.STDOUT, timeout=600).returncode
+    if rc != 0:
+        return False, "icpd sync over icloudpd's tree exited %d" % rc
+    with open(report) as f:
+        rep = json.load(f)
+    after = manifest(out)
+    changed = sorted(k for k in ref if after.get(k) != ref[k])
+    # what icpd's own tree has and icloudpd's has not: the only files it may download
+    own = sorted(set(icpd_man) - set(ref))
+    want = len(own)
+    if changed:
+        return False, "icpd changed icloudpd's files: %s" % changed[:5]
+    if rep.get("downloaded") != want:
+        return False, "downloaded %r files, expected %d (%s)" % (rep.get("downloaded"), want, own)
+    if rep.get("adopted", 0) < len(ref) - 2:
+        return False, "adopted %r of icloudpd's %d files" % (rep.get("adopted"), len(ref))
+    return True, ("icpd over icloudpd's tree (no state DB): %d files adopted, %d downloaded %s, "
+                  "none of icloudpd's changed" % (rep.get("adopted", 0), want, own))
+
+
 def icpd_vs_icloudpd(opts, ref_root, ref, got_root, got):
     """Compare icpd's manifest with icloudpd's; returns (diffs, expected-difference notes)."""
     diffs, notes = [], []
@@ -573,6 +611,12 @@ def inner(a):
                     print("    ... %d more" % (len(idiffs) - 30))
             for n in notes:
                 print("    expected difference: " + n)
+            if idx == 0 and irc == 0 and man:
+                ok, detail = adopt_icloudpd_tree(a, w, st, auth_cookies, out, man, iman, args,
+                                                 opts["tz"])
+                passed += ok
+                failed += not ok
+                print("%s: %s" % ("PASS" if ok else "FAIL", detail), flush=True)
         if not a.quick and not a.cases:
             ok, detail = incremental(a, w, st, lib)
             passed += ok
