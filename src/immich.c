@@ -119,25 +119,6 @@ done:
 	return err;
 }
 
-/* URL for messages: no query and no user:password@. */
-static char *display_url(const char *url)
-{
-	char *r = log_redact_url(url);
-	char *host = strstr(r, "://");
-	char *at, *slash;
-
-	if (!host) {
-		return r;
-	}
-	host += 3;
-	slash = strchr(host, '/');
-	at = strchr(host, '@');
-	if (at && (!slash || at < slash)) {
-		memmove(host, at + 1, strlen(at + 1) + 1);
-	}
-	return r;
-}
-
 static int scan(const struct config *cfg, const char *key)
 {
 	struct http_client *c = NULL;
@@ -162,7 +143,7 @@ static int scan(const struct config *cfg, const char *key)
 		blen--;
 	}
 	url = xasprintf("%.*s/api/libraries/%s/scan", (int)blen, cfg->immich_url, id);
-	shown = display_url(url);
+	shown = log_redact_url(url);
 	req.url = url;
 	req.headers = headers;
 	http_response_init(&resp);

@@ -331,6 +331,18 @@ char *log_redact_body(const char *body, size_t len)
 char *log_redact_url(const char *url)
 {
 	const char *q = strchr(url, '?');
+	char *r = q ? xasprintf("%.*s?[query redacted]", (int)(q - url), url) : xstrdup(url);
+	char *host = strstr(r, "://");
+	char *at, *slash;
 
-	return q ? xasprintf("%.*s?[query redacted]", (int)(q - url), url) : xstrdup(url);
+	/* and no user:password@ before the host */
+	if (host) {
+		host += 3;
+		slash = strchr(host, '/');
+		at = strchr(host, '@');
+		if (at && (!slash || at < slash)) {
+			memmove(host, at + 1, strlen(at + 1) + 1);
+		}
+	}
+	return r;
 }

@@ -354,25 +354,6 @@ static int build_json(struct buf *b, const struct event_text *t)
 	return err;
 }
 
-/* The URL for messages: no query (tokens) and no user:password@. */
-static char *display_url(const char *url)
-{
-	char *r = log_redact_url(url);
-	char *scheme = strstr(r, "://");
-	char *at, *slash;
-
-	if (!scheme) {
-		return r;
-	}
-	scheme += 3;
-	slash = strchr(scheme, '/');
-	at = strchr(scheme, '@');
-	if (at && (!slash || at < slash)) {
-		memmove(scheme, at + 1, strlen(at + 1) + 1);
-	}
-	return r;
-}
-
 static int post_url(const struct config *cfg, const struct event_text *t)
 {
 	struct http_client *c = NULL;
@@ -477,7 +458,7 @@ static int event_at(const struct config *cfg, const char *event, const struct no
 		error_clear();
 		err = post_url(cfg, &t);
 		if (err) {
-			char *shown = display_url(cfg->notify_url);
+			char *shown = log_redact_url(cfg->notify_url);
 
 			log_warn("notification '%s' to '%s' failed: %s", event, shown,
 				error_message());

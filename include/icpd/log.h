@@ -37,7 +37,8 @@ char *log_redact_header(const char *line, size_t len);
  * b, salt, code, dsWebAuthToken, trustToken(s), ...) are replaced.  Caller
  * frees. */
 char *log_redact_body(const char *body, size_t len);
-/* A URL with its query string (signatures) removed.  Caller frees. */
+/* A URL with its query string (signatures) and any user:password@ removed.
+ * Caller frees. */
 char *log_redact_url(const char *url);
 
 /* Register a secret value (a password, a token) that must never be printed:

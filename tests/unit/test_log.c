@@ -89,6 +89,12 @@ START_TEST(test_url_redaction)
 
 	ck_assert_str_eq(r, "https://cvws.icloud-content.com/B/abc/${f}?[query redacted]");
 	free(r);
+	r = log_redact_url("https://user:s3cret@ntfy.example/topic?auth=tok@x");
+	ck_assert_str_eq(r, "https://ntfy.example/topic?[query redacted]");
+	free(r);
+	r = log_redact_url("http://immich:2283/api/libraries/a@b/scan");
+	ck_assert_str_eq(r, "http://immich:2283/api/libraries/a@b/scan");
+	free(r);
 }
 END_TEST
 
