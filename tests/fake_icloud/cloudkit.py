@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -21,7 +22,7 @@ import uuid
 
 import library as L
 import media
-from http_types import Response, json_response
+from http_types import Response, json_response, json_bytes_response
 
 PREFIX = "/database/1/com.apple.photos.cloud/production/"
 URL_TTL = 3600   # downloadURL lifetime, seconds (§5.1)
@@ -160,7 +161,7 @@ def _b64url(s):
 
 
 class CloudKitService:
-    def __init__(self, library, public_base):
+    def __init__(self, library, public_base, render_cache=False):
         self.lib = library
         self.ck_base = public_base.get("ckdatabasews", "https://p42-ckdatabasews.icloud.com:443")
         self.content_base = public_base.get("content", "https://cvws.icloud-content.com").rstrip("/")
@@ -169,6 +170,14 @@ class CloudKitService:
         self.requests = []          # (db, op, body-json) log for tests
         self.sign_key = hashlib.sha256(b"url-sign" + library.key).digest()
         self.url_skew = 0           # seconds the content host's clock is ahead (expire_urls_after)
+        # opt-in render cache (server --render-cache): see _rc_* below
+        self._rc_on = False
+        self._rc = {}               # (kind "m"/"a", frozenset(desiredKeys) | None) -> {serial: template}
+        self._rc_stamp = None       # what the cached templates were rendered from
+        self._rc_nonce = os.urandom(8).hex()
+        self._rc_marks = None       # list of URL paths while a template is being rendered
+        self.render_cache_stats = {"hits": 0, "misses": 0, "fallbacks": 0, "clears": 0}
+        self.render_cache = render_cache
         try:
             import faults as core_faults
             if hasattr(core_faults, "register_action"):
@@ -311,10 +320,22 @@ class CloudKitService:
             apage = ([items[rank - 1]] if 0 < rank <= len(items) else []) + page
             if rank + npairs < len(items):
                 apage = apage[:-1]
+        marker = None
+        if rank + npairs < len(items):
+            marker = base64.b64encode(("rank:%d" % (rank + npairs)).encode()).decode()
+        dkey = self._rc_key(desired)
+        if dkey is not False:
+            # cached: the same bytes json_response would give for the dict below
+            recs = self._rc_records([("m", x) for x in page] + [("a", x) for x in apage], desired, dkey)
+            tail = b"]"
+            if marker is not None:
+                tail += b',"continuationMarker":' + json.dumps(marker).encode()
+            tail += b',"syncToken":' + json.dumps(self._zone_token(z)).encode() + b"}"
+            return json_bytes_response(b'{"records":[' + recs + tail)
         records = [self.render_master(x, desired) for x in page] + [self.render_asset(x, desired) for x in apage]
         out = {"records": records}
-        if rank + npairs < len(items):
-            out["continuationMarker"] = base64.b64encode(("rank:%d" % (rank + npairs)).encode()).decode()
+        if marker is not None:
+            out["continuationMarker"] = marker
         out["syncToken"] = self._zone_token(z)
         return json_response(out)
 
@@ -563,9 +584,18 @@ class CloudKitService:
     def download_url(self, x, slot, fc, ref):
         z = self.lib.zones[x.zone]
         path = "/B/%s%s/${f}" % (_b64url(fc), _b64url(ref))
-        e = int(self.lib.now() / 1000) + self.url_skew + URL_TTL
-        sig = self._sign(path, e)
-        return ("%s%s?o=%s&v=1&x=3&a=%s&e=%d&k=%s&fl=&r=%s-1&ckc=com.apple.photos.cloud&ckz=%s&y=1&p=42&s=%s"
+        marks = self._rc_marks
+        if marks is not None:
+            # building a render-cache template: markers stand where e and s go
+            i = len(marks)
+            marks.append(path)
+            e = "@%sE%d@" % (self._rc_nonce, i)
+            sig = "@%sS%d@" % (self._rc_nonce, i)
+        else:
+            ei = int(self.lib.now() / 1000) + self.url_skew + URL_TTL
+            e = "%d" % ei
+            sig = self._sign(path, ei)
+        return ("%s%s?o=%s&v=1&x=3&a=%s&e=%s&k=%s&fl=&r=%s-1&ckc=com.apple.photos.cloud&ckz=%s&y=1&p=42&s=%s"
                 % (self.content_base, path, _b64url(ref[:22]), _b64url(fc[:22]), e,
                    _b64url(base64.b64encode(hashlib.md5(fc.encode()).digest()).decode().rstrip("=")),
                    str(uuid.UUID(bytes=hashlib.md5(ref.encode()).digest())), urllib.parse.quote(z.name), sig))
@@ -574,6 +604,124 @@ class CloudKitService:
         p = path.replace("$%7Bf%7D", "${f}")
         return base64.urlsafe_b64encode(hmac.new(self.sign_key, ("%s|%d" % (p, e)).encode(),
                                                  hashlib.sha256).digest()[:20]).decode().rstrip("=")
+
+    # ------------------------------------------------------------ render cache
+    # Opt-in (server --render-cache, or render_cache=True): each record's
+    # compact JSON is kept as static byte parts around the two
+    # time-dependent values of every downloadURL (e=<expiry>, s=<signature>);
+    # a request only computes e once and one HMAC per URL.  Templates are
+    # dropped whenever the library's change log or version moves (every
+    # mutation), or the library / content base / zones change, so a cached
+    # record never differs from a fresh render.  A record whose template
+    # cannot be split unambiguously is rendered without the cache.
+    @property
+    def render_cache(self):
+        return self._rc_on
+
+    @render_cache.setter
+    def render_cache(self, on):
+        with self.lock:
+            self._rc_on = bool(on)
+            self._rc_clear()
+
+    def _rc_clear(self):
+        if self._rc:
+            self.render_cache_stats["clears"] += 1
+        self._rc = {}
+        self._rc_stamp = None
+
+    def _rc_key(self, desired):
+        """False: do not use the cache for this request; else the cache key
+        of the desiredKeys value (None or a frozenset of strings)."""
+        if not self._rc_on:
+            return False
+        if desired is None:
+            return None
+        if type(desired) is list and all(type(k) is str for k in desired):
+            return frozenset(desired)
+        return False   # odd shapes keep the uncached semantics (and errors)
+
+    def _rc_valid(self):
+        lib = self.lib
+        stamp = (lib, len(lib.log), lib._version, self.content_base,
+                 tuple((z.name, z.owner) for z in lib.zones))
+        old = self._rc_stamp
+        if old is None or old[0] is not lib or old[1:] != stamp[1:]:
+            self._rc_clear()
+            self._rc_stamp = stamp
+
+    def _rc_build(self, kind, x, desired):
+        """Template (parts, msgs) of one record, or None: parts are the
+        static bytes, 2 per URL + 1; msgs the HMAC message prefix per URL."""
+        self._rc_marks = marks = []
+        try:
+            rec = self.render_master(x, desired) if kind == "m" else self.render_asset(x, desired)
+        finally:
+            self._rc_marks = None
+        text = json.dumps(rec, separators=(",", ":"))
+        tag = "@" + self._rc_nonce
+        found = list(re.finditer(re.escape(tag) + r"([ES])(\d+)@", text))
+        if text.count(tag) != len(found) or len(found) % 2:
+            return None
+        parts, msgs, seen, pos = [], [], set(), 0
+        for j in range(0, len(found), 2):
+            me, ms = found[j], found[j + 1]
+            i = me.group(2)
+            if me.group(1) != "E" or ms.group(1) != "S" or ms.group(2) != i or i in seen:
+                return None
+            seen.add(i)
+            i = int(i)
+            if i >= len(marks):
+                return None
+            parts.append(text[pos:me.start()].encode())
+            parts.append(text[me.end():ms.start()].encode())
+            pos = ms.end()
+            msgs.append((marks[i].replace("$%7Bf%7D", "${f}") + "|").encode())
+        parts.append(text[pos:].encode())
+        return parts, msgs
+
+    def _rc_records(self, recs, desired, dkey):
+        """Comma-joined compact JSON of the records [(kind, asset)], from
+        the cache where possible."""
+        self._rc_valid()
+        stats = self.render_cache_stats
+        eb = b"%d" % (int(self.lib.now() / 1000) + self.url_skew + URL_TTL)
+        key = self.sign_key
+        digest = hmac.digest
+        b64 = base64.urlsafe_b64encode
+        out = []
+        add = out.append
+        first = True
+        for kind, x in recs:
+            if first:
+                first = False
+            else:
+                add(b",")
+            bucket = self._rc.get((kind, dkey))
+            if bucket is None:
+                bucket = self._rc[(kind, dkey)] = {}
+            t = bucket.get(x.serial)
+            if t is None:
+                stats["misses"] += 1
+                t = self._rc_build(kind, x, desired)
+                bucket[x.serial] = t if t is not None else False
+            else:
+                stats["hits"] += 1
+            if not t:
+                stats["fallbacks"] += 1
+                rec = self.render_master(x, desired) if kind == "m" else self.render_asset(x, desired)
+                add(json.dumps(rec, separators=(",", ":")).encode())
+                continue
+            parts, msgs = t
+            add(parts[0])
+            j = 1
+            for m in msgs:
+                add(eb)
+                add(parts[j])
+                add(b64(digest(key, m + eb, "sha256")[:20]).rstrip(b"="))
+                add(parts[j + 1])
+                j += 2
+        return b"".join(out)
 
     def _res_fields(self, x, slot, prefix, fields):
         r = x.res[slot]

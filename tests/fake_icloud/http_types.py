@@ -70,3 +70,10 @@ def json_response(obj, status: int = 200, headers=()) -> Response:
     hdrs = [("Content-Type", "application/json;charset=UTF-8")]
     hdrs.extend(headers)
     return Response(status=status, headers=hdrs, body=body)
+
+
+def json_bytes_response(body: bytes, status: int = 200, headers=()) -> Response:
+    """json_response for a body already encoded (same headers)."""
+    hdrs = [("Content-Type", "application/json;charset=UTF-8")]
+    hdrs.extend(headers)
+    return Response(status=status, headers=hdrs, body=body)
