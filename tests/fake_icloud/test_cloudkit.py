@@ -8,6 +8,7 @@ import io
 import json
 import os
 import plistlib
+import re
 import sys
 import time
 import unittest
@@ -861,6 +862,155 @@ class Downloads(unittest.TestCase):
         url = got["records"][0]["fields"]["resOriginalRes"]["value"]["downloadURL"]
         r, _ = get(svc, url)
         self.assertEqual((r.status, hdr(r, "Retry-After")), (429, "3"))
+
+
+ICPD_DESIRED = [k for x in ("resJPEGFull", "resJPEGMed", "resJPEGThumb", "resVidMed", "resVidSmall")
+                for k in (x + "FileType", x + "Res")] + ["itemType", "filenameEnc", "originalOrientation"] + [
+    k for x in ("resOriginal", "resOriginalAlt", "resOriginalVidCompl") for k in (x + "FileType", x + "Res")] + [
+    "isDeleted", "dateExpunged", "recordName", "recordType", "recordChangeTag", "masterRef", "assetDate",
+    "addedDate", "isFavorite", "isHidden", "orientation", "assetSubtypeV2", "captionEnc", "locationEnc",
+    "locationV2Enc", "locationLatitude", "locationLongitude", "adjustmentType", "timeZoneOffset",
+    "keywordsEnc", "extendedDescEnc", "adjustmentSimpleDataEnc"]   # src/cloudkit_query.c desired_keys[]
+
+
+class RenderCache(unittest.TestCase):
+    """render_cache (server --render-cache): every records/query answer is
+    byte-identical to the uncached service's over the same library, and the
+    cache really serves (hits counted)."""
+    SHORT = ["resOriginalRes", "resOriginalFileType", "filenameEnc", "isFavorite", "masterRef", "nosuchKey"]
+
+    @staticmethod
+    def _pair(lib):
+        off = cloudkit.CloudKitService(lib, BASE)
+        on = cloudkit.CloudKitService(lib, BASE, render_cache=True)
+        return off, on
+
+    @staticmethod
+    def _raw(svc, rank, **kw):
+        filters = [{"fieldName": "startRank", "fieldValue": {"type": "INT64", "value": rank}, "comparator": "EQUALS"},
+                   {"fieldName": "direction", "fieldValue": {"type": "STRING", "value": kw.pop("direction", "ASCENDING")},
+                    "comparator": "EQUALS"}]
+        filters.extend(kw.pop("extra", ()))
+        body = {"query": {"filterBy": filters, "recordType": kw.pop("rtype", MAIN)},
+                "resultsLimit": kw.pop("limit", 200), "zoneID": {"zoneName": kw.pop("zone", "PrimarySync")}}
+        if "desired" in kw:
+            body["desiredKeys"] = kw.pop("desired")
+        assert not kw, kw
+        r = post(svc, "private", "records/query", body)[2]
+        return r.status, r.headers, r.body
+
+    def _answers(self, svc, n):
+        out = []
+        for desired in (None, self.SHORT, ICPD_DESIRED):
+            for rank in range(0, n + 50, 50):     # the last one is past the end (no continuationMarker)
+                kw = {} if desired is None else {"desired": desired}
+                out.append(self._raw(svc, rank, **kw))
+            out.append(self._raw(svc, 0, desired=desired, direction="DESCENDING", limit=37))
+            out.append(self._raw(svc, 0, desired=desired, rtype="CPLAssetAndMasterInSmartAlbumByAssetDate",
+                                 extra=smart("FAVORITE")))
+        return out
+
+    def assertSame(self, off, on, n):
+        ref = self._answers(off, n)
+        hits = on.render_cache_stats["hits"]
+        cold = self._answers(on, n)
+        warm = self._answers(on, n)
+        self.assertEqual(cold, ref)
+        self.assertEqual(warm, ref)
+        self.assertGreater(on.render_cache_stats["hits"] - hits, 2 * n)   # the warm pass came from the cache
+        self.assertTrue(all(st == 200 for st, _, _ in ref))
+        return ref
+
+    def test_off_by_default(self):
+        lib, svc = make(60, 3)
+        self.assertFalse(svc.render_cache)
+        page(svc, 0)
+        self.assertEqual(svc.render_cache_stats, {"hits": 0, "misses": 0, "fallbacks": 0, "clears": 0})
+
+    def test_identical_pages_seeds_and_clock(self):
+        for seed in (1, 2):
+            lib, _ = make(240, seed)
+            off, on = self._pair(lib)
+            first = self.assertSame(off, on, 240)
+            self.assertEqual(on.render_cache_stats["fallbacks"], 0)
+            # two hours later: same templates, new e= and s= in every URL
+            lib.now_ms = NOW + 7_200_000
+            later = self.assertSame(off, on, 240)
+            self.assertNotEqual(later, first)
+            e = int((NOW + 7_200_000) / 1000) + cloudkit.URL_TTL
+            self.assertIn(b"&e=%d&" % e, later[0][2])
+            self.assertNotIn(b"&e=%d&" % (e - 7200), later[0][2])
+            self.assertEqual(on.render_cache_stats["clears"], 0)
+
+    def test_url_skew_and_expire_urls_after(self):
+        lib, _ = make(120, 12)
+        off, on = self._pair(lib)
+        on.faults.add({"expire_urls_after": 1})
+        got = json.loads(self._raw(on, 0)[2])["records"]
+        urls = [r["fields"]["resOriginalRes"]["value"]["downloadURL"] for r in got if r["recordType"] == "CPLMaster"]
+        self.assertEqual([get(on, u)[0].status for u in urls[:2]], [200, 410])
+        self.assertEqual(on.url_skew, cloudkit.URL_TTL + 1)
+        off.url_skew = on.url_skew
+        self.assertSame(off, on, 120)
+        relisted = json.loads(self._raw(on, 0)[2])["records"][0]["fields"]["resOriginalRes"]["value"]["downloadURL"]
+        self.assertNotEqual(relisted, urls[0])
+        self.assertEqual(get(on, relisted)[0].status, 200)
+
+    def test_mutations_invalidate(self):
+        lib, _ = make(150, 4)
+        off, on = self._pair(lib)
+        before = self.assertSame(off, on, 150)
+        x = lib.index((0, "all"))[3]
+        # records/modify through the cached service, then a control-API style mutation
+        st, b, _ = post(on, "private", "records/modify", {
+            "operations": [{"operationType": "forceUpdate", "record": {
+                "recordName": x.uuid, "recordType": "CPLAsset", "fields": {"isFavorite": {"value": 1}}}}],
+            "zoneID": {"zoneName": "PrimarySync"}})
+        self.assertEqual(st, 200)
+        after = self.assertSame(off, on, 150)
+        self.assertNotEqual(after[0], before[0])
+        rec = [r for r in json.loads(after[0][2])["records"] if r["recordName"] == x.uuid][0]
+        self.assertEqual(rec["fields"]["isFavorite"]["value"], 1)
+        clears = on.render_cache_stats["clears"]
+        self.assertGreater(clears, 0)
+        lib.mutate({"op": "edit", "asset": x.uuid})
+        edited = self.assertSame(off, on, 150)
+        self.assertNotEqual(edited[0], after[0])
+        rec = [r for r in json.loads(edited[0][2])["records"] if r["recordName"] == x.uuid][0]
+        self.assertIn("resJPEGFullRes", rec["fields"])
+        self.assertGreater(on.render_cache_stats["clears"], clears)
+        lib.mutate({"op": "add"})
+        self.assertSame(off, on, 151)
+
+    def test_odd_desired_keys_stay_uncached(self):
+        lib, _ = make(60, 5)
+        off, on = self._pair(lib)
+        def norm(a):   # error answers carry a random uuid
+            return a[:2] + (re.sub(rb'"uuid":"[0-9a-f-]{36}"', b"", a[2]),)
+        for desired in ("resOriginalRes", ["filenameEnc", {"x": 1}], 7, {"filenameEnc": 1}, []):
+            self.assertEqual(norm(self._raw(on, 0, desired=desired)), norm(self._raw(off, 0, desired=desired)))
+        # only [] went through the cache: one page of every master and asset
+        self.assertEqual(on.render_cache_stats["misses"], 2 * len(lib.index((0, "all"))))
+        self.assertEqual(on.render_cache_stats["hits"], 0)
+
+    def test_hostile_libraries_and_fallback(self):
+        for hostile in ("safe", "all"):
+            lib = library.Library.generate(200, 6, hostile=hostile)
+            lib.now_ms = NOW
+            off, on = self._pair(lib)
+            n = len(lib.index((0, "all")))
+            self.assertSame(off, on, n)
+            self.assertEqual(on.render_cache_stats["fallbacks"], 0)
+        # a record whose own text holds the (secret, random) marker cannot be
+        # split safely: it is rendered uncached, the answer stays the same
+        x, y = lib.index((0, "all"))[:2]
+        x.adjustment = "com.apple.photo@" + on._rc_nonce
+        y.adjustment = "@%sE0@" % on._rc_nonce
+        on.render_cache = False
+        on.render_cache = True
+        self.assertSame(off, on, n)
+        # x and y: their CPLAsset (adjustmentType is in None and in icpd's keys), cold and warm
+        self.assertEqual(on.render_cache_stats["fallbacks"], 2 * 2 * 2)
 
 
 def run():
