@@ -152,6 +152,7 @@ void download_add(struct downloader *d, struct download_job *job)
 	x->job = job;
 	x->d = d;
 	fsutil_part_init(&x->part);
+	x->part.hash = true;
 	x->retry_after = -1;
 	while (*tail) {
 		tail = &(*tail)->next;
@@ -273,12 +274,12 @@ static void end_job(struct downloader *d, struct dl *x, int err, const char *why
 		snprintf(job->error, sizeof(job->error), "%s", why && *why ? why : error_name(err));
 		/* keep a part worth resuming, drop anything we distrust or that
 		 * filled the disk */
-		fsutil_part_abort(&x->part, x->verdict == V_RESTART || x->verdict == V_FAIL ||
-						    x->verdict == V_STORAGE || err == ICPD_ESTORAGE ||
-						    x->part.size == 0);
-		/* a kept part stays on disk for the next run; its name goes with x */
-		free(x->part.path);
-		x->part.path = NULL;
+		if (x->verdict == V_RESTART || x->verdict == V_FAIL || x->verdict == V_STORAGE ||
+			err == ICPD_ESTORAGE || x->part.size == 0) {
+			fsutil_part_abort(&x->part, true);
+		} else {
+			fsutil_part_forget(&x->part); /* stays on disk for the next run */
+		}
 		d->stats.failed++;
 		log_warn("cannot download '%s': %s", job->path, job->error);
 	} else {
@@ -296,6 +297,7 @@ static void finalize(struct downloader *d, struct dl *x)
 {
 	struct download_job *job = x->job;
 	unsigned char head[64];
+	bool changed = false;
 	ssize_t hn;
 	int rc;
 
@@ -308,7 +310,7 @@ static void finalize(struct downloader *d, struct dl *x)
 		return;
 	}
 	if (d->o.prepare) {
-		rc = d->o.prepare(d->o.ctx, job, x->part.path);
+		rc = d->o.prepare(d->o.ctx, job, x->part.path, &changed);
 		if (rc) {
 			x->verdict = V_FAIL;
 			if (rc == ICPD_ESTORAGE) {
@@ -318,7 +320,7 @@ static void finalize(struct downloader *d, struct dl *x)
 			return;
 		}
 	}
-	rc = fsutil_sha256_file(x->part.path, job->sha256);
+	rc = fsutil_part_sha256(&x->part, changed, job->sha256);
 	if (rc == 0) {
 		rc = fsutil_part_commit(&x->part, job->path, -1, d->o.file_mode, d->o.dir_mode,
 			job->mtime);

@@ -36,9 +36,28 @@ static int storage_error(int err, const char *what, const char *path)
 
 void fsutil_part_init(struct fsutil_part *p)
 {
+	memset(p, 0, sizeof(*p));
 	p->fd = -1;
-	p->path = NULL;
-	p->size = 0;
+}
+
+static void part_hash_drop(struct fsutil_part *p)
+{
+	EVP_MD_CTX_free(p->sha);
+	p->sha = NULL;
+	p->hashed = 0;
+}
+
+/* Start hashing at byte 0 (a new or emptied file). */
+static void part_hash_start(struct fsutil_part *p)
+{
+	part_hash_drop(p);
+	if (!p->hash) {
+		return;
+	}
+	p->sha = EVP_MD_CTX_new();
+	if (p->sha && EVP_DigestInit_ex(p->sha, EVP_sha256(), NULL) != 1) {
+		part_hash_drop(p); /* the file is hashed at the end instead */
+	}
 }
 
 int fsutil_write_all(int fd, const void *data, size_t n, const char *what)
@@ -66,13 +85,18 @@ int fsutil_write_all(int fd, const void *data, size_t n, const char *what)
 int fsutil_part_open(struct fsutil_part *p, const char *tmpdir, const char *key, bool resume)
 {
 	struct stat st;
+	bool same_path;
+	char *path;
 
 	fsutil_part_abort(p, false);
 	if (!key || !*key || strchr(key, '/') || strcmp(key, ".") == 0 || strcmp(key, "..") == 0) {
 		return error_set(ICPD_EINTERNAL, "bad temporary file key");
 	}
+	path = xasprintf("%s/%s.part", tmpdir, key);
+	/* a retry in this process appends to the file it wrote: its hash holds */
+	same_path = p->path && strcmp(p->path, path) == 0;
 	free(p->path);
-	p->path = xasprintf("%s/%s.part", tmpdir, key);
+	p->path = path;
 	p->size = 0;
 	if (resume) {
 		p->fd = open(p->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
@@ -82,6 +106,11 @@ int fsutil_part_open(struct fsutil_part *p, const char *tmpdir, const char *key,
 				p->fd = -1;
 			} else {
 				p->size = (int64_t)st.st_size;
+				if (p->size == 0) {
+					part_hash_start(p);
+				} else if (!p->sha || p->hashed != p->size || !same_path) {
+					part_hash_drop(p); /* bytes of an earlier run */
+				}
 				return 0;
 			}
 		}
@@ -93,6 +122,7 @@ int fsutil_part_open(struct fsutil_part *p, const char *tmpdir, const char *key,
 	if (p->fd < 0) {
 		return storage_error(errno, "create", p->path);
 	}
+	part_hash_start(p);
 	return 0;
 }
 
@@ -104,10 +134,24 @@ int fsutil_part_write(struct fsutil_part *p, const void *data, size_t n)
 		return error_set(ICPD_EINTERNAL, "write to a closed temporary file");
 	}
 	rc = fsutil_write_all(p->fd, data, n, p->path);
-	if (rc == 0) {
-		p->size += (int64_t)n;
+	if (rc != 0) {
+		part_hash_drop(p); /* some of it may be on disk: read it back */
+		return rc;
 	}
-	return rc;
+	if (p->sha && p->hashed == p->size) {
+		if (p->size < (int64_t)sizeof(p->head)) {
+			size_t k = sizeof(p->head) - (size_t)p->size;
+
+			memcpy(p->head + p->size, data, n < k ? n : k);
+		}
+		if (EVP_DigestUpdate(p->sha, data, n) == 1) {
+			p->hashed += (int64_t)n;
+		} else {
+			part_hash_drop(p);
+		}
+	}
+	p->size += (int64_t)n;
+	return 0;
 }
 
 int fsutil_part_truncate(struct fsutil_part *p)
@@ -116,7 +160,14 @@ int fsutil_part_truncate(struct fsutil_part *p)
 		return storage_error(p->fd < 0 ? EBADF : errno, "truncate", p->path ? p->path : "?");
 	}
 	p->size = 0;
+	part_hash_start(p);
 	return 0;
+}
+
+/* Does the streaming hash cover the whole file? */
+static bool part_hash_whole(const struct fsutil_part *p)
+{
+	return p->sha && p->hashed == p->size;
 }
 
 ssize_t fsutil_part_head(struct fsutil_part *p, void *buf, size_t n)
@@ -126,6 +177,12 @@ ssize_t fsutil_part_head(struct fsutil_part *p, void *buf, size_t n)
 
 	if (!p->path) {
 		return -1;
+	}
+	if (part_hash_whole(p) && (n <= sizeof(p->head) || p->size <= (int64_t)sizeof(p->head))) {
+		size_t have = p->size < (int64_t)n ? (size_t)p->size : n;
+
+		memcpy(buf, p->head, have);
+		return (ssize_t)have;
 	}
 	fd = open(p->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -346,7 +403,50 @@ void fsutil_part_abort(struct fsutil_part *p, bool remove)
 		free(p->path);
 		p->path = NULL;
 		p->size = 0;
+		part_hash_drop(p);
 	}
+}
+
+void fsutil_part_forget(struct fsutil_part *p)
+{
+	fsutil_part_abort(p, false);
+	free(p->path);
+	p->path = NULL;
+	p->size = 0;
+	part_hash_drop(p);
+}
+
+static void hex32(const unsigned char *md, char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < 32; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+int fsutil_part_sha256(struct fsutil_part *p, bool changed, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	struct stat st;
+
+	if (!p->path) {
+		return error_set(ICPD_EINTERNAL, "hash of a closed temporary file");
+	}
+	/* the size on disk must be what went through p (nothing appended or
+	 * cut behind its back) for the kept hash to stand for the file */
+	if (!changed && part_hash_whole(p) && stat(p->path, &st) == 0 &&
+		(int64_t)st.st_size == p->size && EVP_DigestFinal_ex(p->sha, md, &mdlen) == 1 &&
+		mdlen == 32) {
+		part_hash_drop(p);
+		hex32(md, out);
+		return 0;
+	}
+	part_hash_drop(p);
+	return fsutil_sha256_file(p->path, out);
 }
 
 int fsutil_write_atomic(const char *tmpdir, const char *path, const void *data, size_t n,
@@ -400,11 +500,11 @@ int fsutil_sha256_fd(int fd, char out[65])
 		EVP_DigestUpdate(ctx, buf, (size_t)r);
 		off += r;
 	}
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	for (unsigned int i = 0; i < mdlen && i < 32; i++) {
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
+		rc = error_set(ICPD_EINTERNAL, "cannot finish SHA-256");
+		goto done;
 	}
-	out[64] = '\0';
+	hex32(md, out);
 done:
 	EVP_MD_CTX_free(ctx);
 	free(buf);

@@ -376,7 +376,7 @@ static int write_sidecar(struct sync *s, const char *abs, const struct asset *a)
 	return rc;
 }
 
-static int job_prepare(void *ctx, struct download_job *dj, const char *tmp_path)
+static int job_prepare(void *ctx, struct download_job *dj, const char *tmp_path, bool *changed)
 {
 	struct sync_job *job = (struct sync_job *)dj;
 	struct sync *s = ctx;
@@ -385,6 +385,7 @@ static int job_prepare(void *ctx, struct download_job *dj, const char *tmp_path)
 	if (job->flags & PLAN_F_EXIF) {
 		const char *name = strrchr(job->rel, '/');
 
+		*changed = true; /* it may rewrite the file */
 		rc = meta_exif_apply(tmp_path, name ? name + 1 : job->rel, job->dl.mtime, NULL);
 		if (rc) {
 			return rc;

@@ -63,7 +63,9 @@ struct download_options {
 	int (*refresh_urls)(void *ctx, struct download_job **jobs, size_t n, bool *fresh);
 	/* The verified temp file, before it appears: EXIF, sidecar.  Non-zero
 	 * fails the job with that code.  May be NULL. */
-	int (*prepare)(void *ctx, struct download_job *job, const char *tmp_path);
+	/* Sets *changed when it rewrote tmp_path (the hash is then taken
+	 * from the file, not from the bytes received). */
+	int (*prepare)(void *ctx, struct download_job *job, const char *tmp_path, bool *changed);
 	/* Every job ends here exactly once, success or not. */
 	void (*done)(void *ctx, struct download_job *job);
 };

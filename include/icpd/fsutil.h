@@ -18,6 +18,12 @@ struct fsutil_part {
 	int fd;            /* -1 when closed */
 	char *path;        /* the .part file; owned */
 	int64_t size;      /* bytes in the file */
+	/* Set before fsutil_part_open: hash the bytes as they are written, so
+	 * fsutil_part_sha256 need not read the file back. */
+	bool hash;
+	void *sha;         /* EVP_MD_CTX of the bytes written since byte 0, or NULL */
+	int64_t hashed;    /* bytes fed to sha */
+	unsigned char head[64]; /* the first bytes written since byte 0 */
 };
 
 void fsutil_part_init(struct fsutil_part *p);
@@ -36,8 +42,18 @@ int fsutil_part_write(struct fsutil_part *p, const void *data, size_t n)
 	__attribute__((warn_unused_result));
 /* Drop the content (a server restarted the body from byte 0). */
 int fsutil_part_truncate(struct fsutil_part *p) __attribute__((warn_unused_result));
-/* Read the first n bytes back (for content sniffing); returns bytes read. */
+/* The first n bytes (for content sniffing); returns bytes read.  From
+ * memory when they were written through p, else read back. */
 ssize_t fsutil_part_head(struct fsutil_part *p, void *buf, size_t n);
+/*
+ * SHA-256 of the part's content as 64 hex digits.  When every byte of the
+ * file went through fsutil_part_write since byte 0 (p->hash set, no resume
+ * of an older file) and the file was not changed behind p's back
+ * (changed = false), the hash kept while writing is used; otherwise the
+ * file is read and hashed.
+ */
+int fsutil_part_sha256(struct fsutil_part *p, bool changed, char out[65])
+	__attribute__((warn_unused_result));
 /*
  * Make the part the file final_path: check its size equals expect_size
  * (when >= 0), chmod to mode, set atime/mtime to mtime (seconds), fsync,
@@ -49,6 +65,8 @@ int fsutil_part_commit(struct fsutil_part *p, const char *final_path, int64_t ex
 	mode_t mode, mode_t dir_mode, int64_t mtime) __attribute__((warn_unused_result));
 /* Close; remove the file when remove is true.  Safe on a closed part. */
 void fsutil_part_abort(struct fsutil_part *p, bool remove);
+/* Close and let go of p (path, hash); the file stays where it is. */
+void fsutil_part_forget(struct fsutil_part *p);
 
 /* mkdir -p with mode for each directory created. */
 int fsutil_mkdirs(const char *path, mode_t mode) __attribute__((warn_unused_result));

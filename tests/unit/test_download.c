@@ -79,12 +79,13 @@ static void on_done(void *ctx, struct download_job *job)
 	r->received[i] = job->received;
 }
 
-static int on_prepare(void *ctx, struct download_job *job, const char *tmp)
+static int on_prepare(void *ctx, struct download_job *job, const char *tmp, bool *changed)
 {
 	struct result *r = ctx;
 	struct stat st;
 
 	(void)job;
+	(void)changed;
 	r->prepared++;
 	/* the file must not be in view yet, and the temp file is complete */
 	ck_assert_int_ne(access(job->path, F_OK), 0);

@@ -108,6 +108,131 @@ START_TEST(test_part_commit)
 }
 END_TEST
 
+/* SHA-256 of s, through a file and fsutil_sha256_file (the read-back path) */
+static void sha_of(const char *s, char out[65])
+{
+	char *f = path_in("sha-of");
+	int fd = open(f, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+	close(fd);
+	ck_assert_int_eq(fsutil_sha256_file(f, out), 0);
+	unlink(f);
+	free(f);
+}
+
+/* overwrite the part's bytes behind its back: same size, other content */
+static void tamper(const struct fsutil_part *p, const char *s)
+{
+	int fd = open(p->path, O_WRONLY);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, s, strlen(s), 0), (ssize_t)strlen(s));
+	close(fd);
+}
+
+START_TEST(test_part_streaming_hash)
+{
+	struct fsutil_part p;
+	char sha[65], want[65], other[65];
+	char head[64];
+
+	/* the hash kept while writing is used: the file is not read back
+	 * (tampering with it in place goes unseen, which proves it) */
+	fsutil_part_init(&p);
+	p.hash = true;
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h1", true), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "hello ", 6), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "world", 5), 0);
+	fsutil_part_abort(&p, false);
+	tamper(&p, "HELLO WORLD");
+	ck_assert_int_eq(fsutil_part_head(&p, head, 5), 5);
+	ck_assert_int_eq(memcmp(head, "hello", 5), 0);
+	ck_assert_int_eq(fsutil_part_sha256(&p, false, sha), 0);
+	ck_assert_str_eq(sha, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+	fsutil_part_abort(&p, true);
+
+	/* changed (an EXIF rewrite): the file is hashed */
+	p.hash = true;
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h2", true), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "hello world", 11), 0);
+	tamper(&p, "HELLO WORLD");
+	sha_of("HELLO WORLD", want);
+	ck_assert_int_eq(fsutil_part_sha256(&p, true, sha), 0);
+	ck_assert_str_eq(sha, want);
+	fsutil_part_abort(&p, true);
+
+	/* a size that differs from what went through p: the file is hashed */
+	p.hash = true;
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h3", true), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "hello world", 11), 0);
+	tamper(&p, "HELLO WORLD!");
+	sha_of("HELLO WORLD!", want);
+	ck_assert_int_eq(fsutil_part_sha256(&p, false, sha), 0);
+	ck_assert_str_eq(sha, want);
+	fsutil_part_abort(&p, true);
+
+	/* without p.hash nothing is kept */
+	p.hash = false;
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h4", true), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "hello world", 11), 0);
+	tamper(&p, "HELLO WORLD");
+	sha_of("HELLO WORLD", want);
+	ck_assert_int_eq(fsutil_part_sha256(&p, false, sha), 0);
+	ck_assert_str_eq(sha, want);
+	fsutil_part_abort(&p, true);
+
+	/* a retry in this process (close, reopen, append) keeps the hash */
+	fsutil_part_init(&p);
+	p.hash = true;
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h5", true), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "abc", 3), 0);
+	fsutil_part_abort(&p, false);
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h5", true), 0);
+	ck_assert_int_eq(p.size, 3);
+	ck_assert_int_eq(fsutil_part_write(&p, "def", 3), 0);
+	tamper(&p, "ABCDEF");
+	sha_of("abcdef", want);
+	ck_assert_int_eq(fsutil_part_sha256(&p, false, sha), 0);
+	ck_assert_str_eq(sha, want);
+	fsutil_part_abort(&p, true);
+
+	/* a part left by an earlier run: its bytes were never seen, so the
+	 * file is read (head and hash) */
+	p.hash = true;
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h6", true), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "abc", 3), 0);
+	fsutil_part_forget(&p);
+	ck_assert_ptr_null(p.path);
+	p.hash = true;
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h6", true), 0);
+	ck_assert_int_eq(p.size, 3);
+	ck_assert_int_eq(fsutil_part_write(&p, "def", 3), 0);
+	ck_assert_int_eq(fsutil_part_head(&p, head, 6), 6);
+	ck_assert_int_eq(memcmp(head, "abcdef", 6), 0);
+	tamper(&p, "ABCDEF");
+	sha_of("ABCDEF", other);
+	ck_assert_int_eq(fsutil_part_sha256(&p, false, sha), 0);
+	ck_assert_str_eq(sha, other);
+	fsutil_part_abort(&p, true);
+
+	/* truncation (a restart from byte 0) starts the hash again */
+	p.hash = true;
+	ck_assert_int_eq(fsutil_part_open(&p, ptmp, "h7", true), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "junk junk", 9), 0);
+	ck_assert_int_eq(fsutil_part_truncate(&p), 0);
+	ck_assert_int_eq(fsutil_part_write(&p, "hello world", 11), 0);
+	tamper(&p, "HELLO WORLD");
+	ck_assert_int_eq(fsutil_part_head(&p, head, 11), 11);
+	ck_assert_int_eq(memcmp(head, "hello world", 11), 0);
+	ck_assert_int_eq(fsutil_part_sha256(&p, false, sha), 0);
+	ck_assert_str_eq(sha, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+	fsutil_part_abort(&p, true);
+	ck_assert_int_eq(count_entries(ptmp), 0);
+}
+END_TEST
+
 START_TEST(test_part_resume_and_fresh)
 {
 	struct fsutil_part p;
@@ -230,6 +355,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_tmpdir_hidden);
 	tcase_add_test(tc, test_part_commit);
+	tcase_add_test(tc, test_part_streaming_hash);
 	tcase_add_test(tc, test_part_resume_and_fresh);
 	tcase_add_test(tc, test_disk_full);
 	tcase_add_test(tc, test_write_atomic);
