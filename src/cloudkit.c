@@ -127,7 +127,8 @@ void cloudkit_free(struct cloudkit *ck)
 		return;
 	}
 	http_client_free(ck->http);
-	http_multi_free(ck->multi);
+	http_multi_free(ck->multi[0]);
+	http_multi_free(ck->multi[1]);
 	for (int i = 0; i < ck->npool; i++) {
 		http_client_free(ck->pool[i]);
 	}
@@ -337,6 +338,7 @@ static int revalidate(struct cloudkit *ck, const char *what)
 		return ICPD_EAUTH;
 	}
 	ck->revalidated = true;
+	ck->session_gen++;
 	log_info("session rejected by %s; validating it again", what);
 	err = ck->opts.revalidate(ck->opts.revalidate_ctx, ck->s);
 	if (err < 0) {
@@ -472,74 +474,140 @@ static int pool_ensure(struct cloudkit *ck, size_t n)
 	return 0;
 }
 
-int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bodies, size_t n,
-	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
+struct cloudkit_batch {
+	int db;
+	int slot;
+	size_t n;
+	char *url;
+	char *what;
+	char **texts;
+	struct http_request *reqs;
+	struct http_response *resps;
+	int *errs;
+	struct http_many *inflight;     /* started, not yet waited for */
+	size_t slot_base;               /* its first client in ck->pool */
+	int session_gen;                /* ck->session_gen when it was sent */
+};
+
+static void batch_free(struct cloudkit_batch *b)
 {
-	char *url = op_url(ck, db, op, true);
-	char *what = xasprintf("%s/%s", db ? "shared" : "private", op);
-	char **texts = xcalloc(n, sizeof(char *));
-	struct http_request *reqs = xcalloc(n, sizeof(*reqs));
-	struct http_response *resps = xcalloc(n, sizeof(*resps));
-	int *errs = xcalloc(n, sizeof(int));
-	bool fresh_session = false;
-	int err = 0;
+	if (!b) {
+		return;
+	}
+	http_many_cancel(b->inflight);
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->texts[i]);
+		http_response_release(&b->resps[i]);
+	}
+	free(b->texts);
+	free(b->reqs);
+	free(b->resps);
+	free(b->errs);
+	free(b->url);
+	free(b->what);
+	free(b);
+}
 
+void cloudkit_batch_cancel(struct cloudkit_batch *b)
+{
+	batch_free(b);
+}
+
+int cloudkit_batch_start(struct cloudkit *ck, int slot, int db, const char *op, json_t **bodies,
+	size_t n, struct cloudkit_batch **out)
+{
+	struct cloudkit_batch *b = xcalloc(1, sizeof(*b));
+	size_t per = ck->opts.parallelism > 1 ? (size_t)ck->opts.parallelism : 1;
+	int err;
+
+	*out = NULL;
+	b->db = db;
+	b->slot = slot;
+	b->n = n;
+	b->url = op_url(ck, db, op, true);
+	b->what = xasprintf("%s/%s", db ? "shared" : "private", op);
+	b->texts = xcalloc(n, sizeof(char *));
+	b->reqs = xcalloc(n, sizeof(*b->reqs));
+	b->resps = xcalloc(n, sizeof(*b->resps));
+	b->errs = xcalloc(n, sizeof(int));
 	for (size_t i = 0; i < n; i++) {
-		http_response_init(&resps[i]);
+		http_response_init(&b->resps[i]);
 	}
-	if (n == 1) {
-		json_t *out = NULL;
-
-		err = cloudkit_post(ck, db, op, bodies[0], true, &out);
-		if (err == 0) {
-			err = on_page(ctx, 0, out);
-			err = err > 0 ? 0 : err;
-		}
-		json_decref(out);
-		goto done;
+	if (n > per) {
+		per = n;
 	}
-	err = pool_ensure(ck, n);
-	if (err == 0 && !ck->multi) {
-		err = http_multi_new(&ck->multi);
+	/* slot s uses pool clients [s * per, s * per + n) and multi s */
+	err = pool_ensure(ck, (size_t)(slot + 1) * per);
+	if (err == 0 && !ck->multi[slot]) {
+		err = http_multi_new(&ck->multi[slot]);
 	}
 	if (err < 0) {
-		goto done;
+		batch_free(b);
+		return err;
 	}
 	for (size_t i = 0; i < n; i++) {
-		texts[i] = json_dumps(bodies[i], JSON_COMPACT);
-		reqs[i] = (struct http_request){ .method = "POST", .url = url, .headers = request_headers,
-			.body = texts[i], .body_len = strlen(texts[i]) };
+		b->texts[i] = json_dumps(bodies[i], JSON_COMPACT);
+		b->reqs[i] = (struct http_request){ .method = "POST", .url = b->url,
+			.headers = request_headers, .body = b->texts[i], .body_len = strlen(b->texts[i]) };
 	}
 	ck->requests += (long)n;
-	err = http_request_many(ck->multi, ck->pool, reqs, resps, errs, n);
+	err = http_many_start(ck->multi[slot], ck->pool + (size_t)slot * per, b->reqs, b->resps, n,
+		&b->inflight);
+	if (err < 0) {
+		batch_free(b);
+		return err;
+	}
+	b->slot_base = (size_t)slot * per;
+	b->session_gen = ck->session_gen;
+	*out = b;
+	return 0;
+}
+
+int cloudkit_batch_wait(struct cloudkit *ck, struct cloudkit_batch *b)
+{
+	struct http_many *m = b->inflight;
+
+	(void)ck;
+	b->inflight = NULL;
+	return m ? http_many_wait(m, b->errs) : 0;
+}
+
+int cloudkit_batch_finish(struct cloudkit *ck, struct cloudkit_batch *b,
+	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
+{
+	/* a batch sent before the session was validated again had the old
+	 * cookies: its 421s are retried with the new ones, not validated again */
+	bool fresh_session = b->session_gen != ck->session_gen;
+	int err = cloudkit_batch_wait(ck, b);
+
 	/* one page at a time: parse, hand over, free, so at most one tree lives */
-	for (size_t i = 0; i < n && err == 0; i++) {
+	for (size_t i = 0; i < b->n && err == 0; i++) {
 		double delay;
 		int e = 0;
 		json_t *out = NULL;
-		enum verdict v = classify(what, errs[i], &resps[i], &out, &e, &delay);
+		enum verdict v = classify(b->what, b->errs[i], &b->resps[i], &out, &e, &delay);
 
-		http_response_release(&resps[i]);
+		http_response_release(&b->resps[i]);
 		if (v == V_FAIL) {
 			err = e;
 			break;
 		}
 		if (v == V_REVALIDATE && !fresh_session) {
 			/* once per batch: the other 421s of it had the old cookies */
-			err = revalidate(ck, what);
+			err = revalidate(ck, b->what);
 			fresh_session = err == 0;
 		} else if (v == V_RETRY) {
 			if (delay < 0) {
 				delay = backoff(ck, 0);
 			}
-			log_warn("%s: temporary failure; retrying in %.1f s", what, delay);
+			log_warn("%s: temporary failure; retrying in %.1f s", b->what, delay);
 			error_clear();
 			cloudkit_sleep(delay);
 		}
 		if (err == 0 && v != V_OK) {
 			/* this one again, on its own, with the remaining attempts */
-			err = post_loop(ck, ck->pool[i], url, what, texts[i], v == V_REVALIDATE ? 0 : 1,
-				&out);
+			err = post_loop(ck, ck->pool[b->slot_base + i], b->url, b->what, b->texts[i],
+				v == V_REVALIDATE ? 0 : 1, &out);
 		}
 		if (err == 0) {
 			err = on_page(ctx, i, out);
@@ -550,18 +618,29 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
 			break;
 		}
 	}
-done:
-	for (size_t i = 0; i < n; i++) {
-		free(texts[i]);
-		http_response_release(&resps[i]);
-	}
-	free(texts);
-	free(reqs);
-	free(resps);
-	free(errs);
-	free(url);
-	free(what);
+	batch_free(b);
 	return err;
+}
+
+int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bodies, size_t n,
+	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
+{
+	struct cloudkit_batch *b = NULL;
+	int err;
+
+	if (n == 1) {
+		json_t *out = NULL;
+
+		err = cloudkit_post(ck, db, op, bodies[0], true, &out);
+		if (err == 0) {
+			err = on_page(ctx, 0, out);
+			err = err > 0 ? 0 : err;
+		}
+		json_decref(out);
+		return err;
+	}
+	err = cloudkit_batch_start(ck, 0, db, op, bodies, n, &b);
+	return err ? err : cloudkit_batch_finish(ck, b, on_page, ctx);
 }
 
 /* ---------------------------------------------------------------- zones */

@@ -28,12 +28,13 @@ struct cloudkit {
 	struct cloudkit_options opts;
 	struct http_client *http;       /* sequential requests */
 	struct http_client **pool;      /* parallel listing; opts.parallelism entries, lazily made */
-	struct http_multi *multi;       /* drives the pool; made with it */
+	struct http_multi *multi[2];    /* drive the pool: one per batch in flight */
 	int npool;
 	char *db_base[2];               /* .../production/private and .../shared */
 	char *params;                   /* query string (without '?') */
 	struct cloudkit_zone zone;      /* selected library */
 	bool revalidated;
+	int session_gen;                /* bumped by each validation mid-run */
 	long requests;
 };
 
@@ -72,6 +73,25 @@ int cloudkit_post_json(struct cloudkit *ck, int db, const char *op, json_t *body
 int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bodies, size_t n,
 	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
 	__attribute__((warn_unused_result));
+
+/*
+ * cloudkit_post_many in steps, so a listing can have the next batch on the
+ * wire while it decodes this one.  Two batches may be in flight, one per
+ * slot (0, 1), each with its own clients and multi handle.
+ * cloudkit_batch_start sends what it can and returns; cloudkit_batch_wait
+ * receives the answers (no parsing); cloudkit_batch_finish waits if needed,
+ * then classifies, retries and hands over each page as cloudkit_post_many
+ * does, and frees b; cloudkit_batch_cancel drops b (its connections too).
+ */
+struct cloudkit_batch;
+int cloudkit_batch_start(struct cloudkit *ck, int slot, int db, const char *op, json_t **bodies,
+	size_t n, struct cloudkit_batch **b) __attribute__((warn_unused_result));
+int cloudkit_batch_wait(struct cloudkit *ck, struct cloudkit_batch *b)
+	__attribute__((warn_unused_result));
+int cloudkit_batch_finish(struct cloudkit *ck, struct cloudkit_batch *b,
+	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
+	__attribute__((warn_unused_result));
+void cloudkit_batch_cancel(struct cloudkit_batch *b);
 
 /* JSON decoded between begin and end takes its memory from the arena
  * (cloudkit_arena.c); the trees may be freed at any time after, from

@@ -57,6 +57,10 @@ struct cloudkit_query {
 	int64_t rank;
 	int64_t count;           /* -1 unknown */
 	size_t batch;            /* pages in the request batch being decoded */
+	struct cloudkit_batch *ahead; /* the batch after it, already on the wire */
+	int64_t ahead_rank;      /* its first rank */
+	size_t ahead_n;          /* its pages */
+	int slot;                /* the slot the next started batch takes */
 	bool eof;
 	bool failed;
 	struct cloudkit_page page;
@@ -209,6 +213,7 @@ void cloudkit_query_free(struct cloudkit_query *it)
 	if (!it) {
 		return;
 	}
+	cloudkit_batch_cancel(it->ahead);
 	free(it->list_type);
 	json_decref(it->extra_filters);
 	cloudkit_page_release(&it->page);
@@ -272,32 +277,91 @@ static int on_list_page(void *ctx, size_t i, json_t *resp)
 	return 0;
 }
 
-static int fetch_list(struct cloudkit_query *it)
+/* Pages of the batch starting at rank (count known, parallel listing). */
+static size_t batch_pages(const struct cloudkit_query *it, int64_t rank)
 {
-	struct cloudkit *ck = it->ck;
-	size_t k = 1, i;
-	json_t **bodies;
-	int err = 0;
+	const struct cloudkit *ck = it->ck;
+	size_t k = 1;
 
-	if (it->count >= 0 && ck->opts.parallelism > 1 && it->rank < it->count) {
-		int64_t left = it->count - it->rank;
+	if (it->count >= 0 && ck->opts.parallelism > 1 && rank < it->count) {
+		int64_t left = it->count - rank;
 
 		k = (size_t)((left + PAGE_PAIRS - 1) / PAGE_PAIRS);
 		if (k > (size_t)ck->opts.parallelism) {
 			k = (size_t)ck->opts.parallelism;
 		}
 	}
-	bodies = xcalloc(k, sizeof(json_t *));
-	for (i = 0; i < k; i++) {
-		bodies[i] = page_body(it, it->rank + (int64_t)i * PAGE_PAIRS);
+	return k;
+}
+
+static int start_batch(struct cloudkit_query *it, int64_t rank, size_t k, struct cloudkit_batch **b)
+{
+	json_t **bodies = xcalloc(k, sizeof(json_t *));
+	int err;
+
+	for (size_t i = 0; i < k; i++) {
+		bodies[i] = page_body(it, rank + (int64_t)i * PAGE_PAIRS);
 	}
-	it->batch = k;
-	err = cloudkit_post_many(ck, ck->zone.shared_db, "records/query", bodies, k, on_list_page, it);
-	for (i = 0; i < k; i++) {
+	err = cloudkit_batch_start(it->ck, it->slot, it->ck->zone.shared_db, "records/query", bodies,
+		k, b);
+	it->slot ^= 1;
+	for (size_t i = 0; i < k; i++) {
 		json_decref(bodies[i]);
 	}
 	free(bodies);
 	return err;
+}
+
+/*
+ * One batch of pages (several at once when the count is known).  While it
+ * is decoded, the next batch is already on the wire (pipelined): the
+ * server prepares it while we decode, instead of each side waiting for
+ * the other.  When the pages do not line up with the count (a short page:
+ * the library changed), the batch ahead asked for the wrong ranks and is
+ * dropped.
+ */
+static int fetch_list(struct cloudkit_query *it)
+{
+	struct cloudkit *ck = it->ck;
+	size_t k = batch_pages(it, it->rank);
+	struct cloudkit_batch *b = NULL;
+	int64_t next;
+	int err;
+
+	if (it->count < 0 || ck->opts.parallelism <= 1) {
+		json_t *body = page_body(it, it->rank);
+
+		it->batch = 1;
+		err = cloudkit_post_many(ck, ck->zone.shared_db, "records/query", &body, 1,
+			on_list_page, it);
+		json_decref(body);
+		return err;
+	}
+	if (it->ahead && it->ahead_rank == it->rank && it->ahead_n == k) {
+		b = it->ahead;
+		it->ahead = NULL;
+	} else {
+		cloudkit_batch_cancel(it->ahead);
+		it->ahead = NULL;
+		err = start_batch(it, it->rank, k, &b);
+		if (err < 0) {
+			return err;
+		}
+	}
+	err = cloudkit_batch_wait(ck, b);
+	next = it->rank + (int64_t)k * PAGE_PAIRS;
+	if (err == 0 && it->count >= 0 && next < it->count) {
+		size_t kn = batch_pages(it, next);
+
+		if (start_batch(it, next, kn, &it->ahead) == 0) {
+			it->ahead_rank = next;
+			it->ahead_n = kn;
+		} else {
+			error_clear(); /* it is asked again when its turn comes */
+		}
+	}
+	it->batch = k;
+	return cloudkit_batch_finish(ck, b, on_list_page, it);
 }
 
 /* ---------------------------------------------------------------- changes */

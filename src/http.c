@@ -415,24 +415,62 @@ void http_multi_free(struct http_multi *hm)
 	free(hm);
 }
 
-int http_request_many(struct http_multi *hm, struct http_client **clients,
-	const struct http_request *reqs, struct http_response *resps, int *errs, size_t n)
-{
-	CURLM *m = hm->m;
+struct http_many {
+	struct http_multi *hm;
+	struct http_client **clients;
+	const struct http_request *reqs;
+	struct http_response *resps;
 	struct prepared *p;
 	CURLcode *rcs;
+	size_t n;
+};
+
+int http_many_start(struct http_multi *hm, struct http_client **clients,
+	const struct http_request *reqs, struct http_response *resps, size_t n,
+	struct http_many **out)
+{
+	struct http_many *b = xcalloc(1, sizeof(*b));
+	int running = 0;
+
+	b->hm = hm;
+	b->clients = xcalloc(n, sizeof(*b->clients));
+	memcpy(b->clients, clients, n * sizeof(*b->clients));
+	b->reqs = reqs;
+	b->resps = resps;
+	b->n = n;
+	b->p = xcalloc(n, sizeof(*b->p));
+	b->rcs = xcalloc(n, sizeof(*b->rcs));
+	for (size_t i = 0; i < n; i++) {
+		request_prepare(clients[i], &reqs[i], &resps[i], &b->p[i]);
+		b->rcs[i] = CURLE_OK;
+		/* over HTTP/2 wait for the one connection and multiplex on it */
+		curl_easy_setopt(clients[i]->easy, CURLOPT_PIPEWAIT, 1L);
+		curl_multi_add_handle(hm->m, clients[i]->easy);
+	}
+	/* on a kept-alive connection this puts the requests on the wire, so
+	 * the server works on them while the caller does something else */
+	(void)curl_multi_perform(hm->m, &running);
+	*out = b;
+	return 0;
+}
+
+static void many_free(struct http_many *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		curl_multi_remove_handle(b->hm->m, b->clients[i]->easy);
+	}
+	free(b->clients);
+	free(b->p);
+	free(b->rcs);
+	free(b);
+}
+
+int http_many_wait(struct http_many *b, int *errs)
+{
+	CURLM *m = b->hm->m;
 	int running = 0;
 	int err = 0;
 
-	p = xcalloc(n, sizeof(*p));
-	rcs = xcalloc(n, sizeof(*rcs));
-	for (size_t i = 0; i < n; i++) {
-		request_prepare(clients[i], &reqs[i], &resps[i], &p[i]);
-		rcs[i] = CURLE_OK;
-		/* over HTTP/2 wait for the one connection and multiplex on it */
-		curl_easy_setopt(clients[i]->easy, CURLOPT_PIPEWAIT, 1L);
-		curl_multi_add_handle(m, clients[i]->easy);
-	}
 	do {
 		CURLMcode mc = curl_multi_perform(m, &running);
 		CURLMsg *msg;
@@ -449,24 +487,50 @@ int http_request_many(struct http_multi *hm, struct http_client **clients,
 			if (msg->msg != CURLMSG_DONE) {
 				continue;
 			}
-			for (size_t i = 0; i < n; i++) {
-				if (clients[i]->easy == msg->easy_handle) {
-					rcs[i] = msg->data.result;
+			for (size_t i = 0; i < b->n; i++) {
+				if (b->clients[i]->easy == msg->easy_handle) {
+					b->rcs[i] = msg->data.result;
 				}
 			}
 		}
 	} while (running);
-	for (size_t i = 0; i < n; i++) {
-		curl_multi_remove_handle(m, clients[i]->easy);
-		errs[i] = request_finish(clients[i], &reqs[i], &resps[i], &p[i],
-			err < 0 ? CURLE_RECV_ERROR : rcs[i]);
+	for (size_t i = 0; i < b->n; i++) {
+		curl_multi_remove_handle(m, b->clients[i]->easy);
+		errs[i] = request_finish(b->clients[i], &b->reqs[i], &b->resps[i], &b->p[i],
+			err < 0 ? CURLE_RECV_ERROR : b->rcs[i]);
 	}
 	if (err == 0) {
 		error_clear();
 	}
-	free(p);
-	free(rcs);
+	b->n = 0; /* handles already removed */
+	many_free(b);
 	return err;
+}
+
+void http_many_cancel(struct http_many *b)
+{
+	if (!b) {
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		/* removing a handle mid-transfer drops its connection */
+		curl_multi_remove_handle(b->hm->m, b->clients[i]->easy);
+		curl_easy_setopt(b->clients[i]->easy, CURLOPT_HTTPHEADER, NULL);
+		curl_slist_free_all(b->p[i].hdrs);
+		b->p[i].hdrs = NULL;
+		http_response_release(&b->resps[i]);
+	}
+	b->n = 0;
+	many_free(b);
+}
+
+int http_request_many(struct http_multi *hm, struct http_client **clients,
+	const struct http_request *reqs, struct http_response *resps, int *errs, size_t n)
+{
+	struct http_many *b = NULL;
+	int err = http_many_start(hm, clients, reqs, resps, n, &b);
+
+	return err ? err : http_many_wait(b, errs);
 }
 
 int http_cookies_export(struct http_client *c, struct buf *out)

@@ -75,6 +75,20 @@ void http_multi_free(struct http_multi *m);
 int http_request_many(struct http_multi *m, struct http_client **clients,
 	const struct http_request *reqs, struct http_response *resps, int *errs, size_t n)
 	__attribute__((warn_unused_result));
+/*
+ * http_request_many in two halves, so the caller can work while the server
+ * does: http_many_start adds the requests to m and sends what it can
+ * without waiting; http_many_wait completes them (as http_request_many)
+ * and frees *b; http_many_cancel abandons them (their connections are
+ * closed, resps released) and frees *b.  reqs (with their bodies) and
+ * resps must stay valid until then, and nothing else may use m meanwhile.
+ */
+struct http_many;
+int http_many_start(struct http_multi *m, struct http_client **clients,
+	const struct http_request *reqs, struct http_response *resps, size_t n,
+	struct http_many **b) __attribute__((warn_unused_result));
+int http_many_wait(struct http_many *b, int *errs) __attribute__((warn_unused_result));
+void http_many_cancel(struct http_many *b);
 
 void http_response_init(struct http_response *r);
 void http_response_release(struct http_response *r);
