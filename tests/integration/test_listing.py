@@ -299,6 +299,36 @@ class Listing(unittest.TestCase):
         self.assertIn("retrying", r.stderr)
 
 
+    def test_pipelined_batches_with_faults(self):
+        """Parallel listing keeps the next batch of pages on the wire while it
+        decodes one.  Faults that land on batches sent ahead must not cost
+        an asset, a duplicate or a second session validation."""
+        want = self.expect(lambda x: not x.hidden and not x.deleted)
+        # records/query number 1 is CheckIndexingState, 2-5 the first batch;
+        # 6-13 (the second batch, and the third, sent ahead while the second
+        # was being handled) answer 421: one validation, then the third
+        # batch (sent with the old cookies) is retried as it is
+        self.fake.reset_counters()
+        self.fake.ctl("POST", "/faults", {"service": "ckdatabasews", "path_regex": "/records/query$",
+                                          "action": "421", "nth": 6, "count": 8})
+        try:
+            got, r = self.assets("--listing-parallelism", "4")
+        finally:
+            self.fake.ctl("DELETE", "/faults")
+        self.compare(got, want)
+        self.assertEqual(r.stderr.count("validating it again"), 1, r.stderr[-3000:])
+        self.assertEqual(sum(1 for e in self.ck_requests() if e.get("status") == 421), 8)
+        # a 503 with Retry-After in a batch sent ahead
+        self.fake.ctl("POST", "/faults", {"service": "ckdatabasews", "path_regex": "/records/query$",
+                                          "action": "503", "retry_after": 1, "nth": 7, "count": 1})
+        try:
+            got, r = self.assets("--listing-parallelism", "4")
+        finally:
+            self.fake.ctl("DELETE", "/faults")
+        self.compare(got, want)
+        self.assertIn("retrying", r.stderr)
+
+
 class Errors(unittest.TestCase):
     """Error mapping in one place (cloudkit-photos.md §1.5)."""
 
