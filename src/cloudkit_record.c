@@ -343,6 +343,20 @@ static const struct slot_map movie_slots[] = {
  * unusable: *why says what, and the caller reports it (once, saying whether
  * the version or the whole asset goes).
  */
+/* key = prefix + suffix (prefixes are short field-name stems) */
+static void field_key(char key[64], const char *prefix, const char *suffix)
+{
+	size_t a = strlen(prefix), b = strlen(suffix);
+
+	if (a + b >= 64) {
+		a = b < 63 ? 63 - b : 0;
+		b = 63 - a;
+	}
+	memcpy(key, prefix, a);
+	memcpy(key + a, suffix, b);
+	key[a + b] = '\0';
+}
+
 static int version_from(const json_t *rec, const char *prefix, struct asset_version *v,
 	const char **why)
 {
@@ -350,7 +364,7 @@ static int version_from(const json_t *rec, const char *prefix, struct asset_vers
 	const json_t *res, *url, *size;
 	const char *uti, *sum;
 
-	snprintf(key, sizeof(key), "%sRes", prefix);
+	field_key(key, prefix, "Res");
 	res = cloudkit_field(rec, key);
 	if (!res) {
 		return 1;
@@ -370,7 +384,7 @@ static int version_from(const json_t *rec, const char *prefix, struct asset_vers
 		*why = "has no valid size";
 		return -1;
 	}
-	snprintf(key, sizeof(key), "%sFileType", prefix);
+	field_key(key, prefix, "FileType");
 	uti = cloudkit_field_str(rec, key);
 	v->present = true;
 	v->url = xstrdup(json_string_value(url));
