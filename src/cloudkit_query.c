@@ -22,6 +22,11 @@
 #define RESULTS_LIMIT 200
 #define LOOKUP_BATCH 200
 #define MAX_EMPTY_CHANGE_PAGES 100000
+/* A batch sent ahead and not collected within this many seconds means the
+ * caller spends its time elsewhere (a sync waiting on downloads): its
+ * answers sit half-read on idle connections that a server may close, so it
+ * is dropped and pages are fetched when asked for from then on. */
+#define AHEAD_MAX_AGE 10.0
 
 /*
  * The fields cloudkit_record.c reads, in the order of icloudpd's list of 101
@@ -61,6 +66,8 @@ struct cloudkit_query {
 	int64_t ahead_rank;      /* its first rank */
 	size_t ahead_n;          /* its pages */
 	int slot;                /* the slot the next started batch takes */
+	double ahead_sent;       /* mono_now() when it was sent */
+	bool no_ahead;           /* the consumer is slow: fetch on demand */
 	bool eof;
 	bool failed;
 	struct cloudkit_page page;
@@ -337,6 +344,13 @@ static int fetch_list(struct cloudkit_query *it)
 		json_decref(body);
 		return err;
 	}
+	if (it->ahead && mono_now() - it->ahead_sent > AHEAD_MAX_AGE) {
+		log_debug("listing: the pages fetched ahead waited %.0f s; fetching on demand from here",
+			mono_now() - it->ahead_sent);
+		cloudkit_batch_cancel(it->ahead);
+		it->ahead = NULL;
+		it->no_ahead = true;
+	}
 	if (it->ahead && it->ahead_rank == it->rank && it->ahead_n == k) {
 		b = it->ahead;
 		it->ahead = NULL;
@@ -350,12 +364,13 @@ static int fetch_list(struct cloudkit_query *it)
 	}
 	err = cloudkit_batch_wait(ck, b);
 	next = it->rank + (int64_t)k * PAGE_PAIRS;
-	if (err == 0 && it->count >= 0 && next < it->count) {
+	if (err == 0 && !it->no_ahead && it->count >= 0 && next < it->count) {
 		size_t kn = batch_pages(it, next);
 
 		if (start_batch(it, next, kn, &it->ahead) == 0) {
 			it->ahead_rank = next;
 			it->ahead_n = kn;
+			it->ahead_sent = mono_now();
 		} else {
 			error_clear(); /* it is asked again when its turn comes */
 		}

@@ -58,10 +58,7 @@ struct downloader {
 
 double download_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return mono_now();
 }
 
 bool download_looks_like_error_page(const unsigned char *data, size_t n)

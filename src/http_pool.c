@@ -54,17 +54,9 @@ struct http_pool {
 	size_t npaused;
 };
 
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void refill(struct http_pool *p)
 {
-	double now = now_mono();
+	double now = mono_now();
 	double rate = (double)p->opts.max_recv_speed;
 	double cap = rate / 4 > 16384 ? rate / 4 : 16384; /* a quarter second of burst */
 
@@ -113,7 +105,7 @@ int http_pool_new(struct http_pool **out, const struct http_pool_options *opts)
 	if (p->opts.idle_timeout <= 0) {
 		p->opts.idle_timeout = 60;
 	}
-	p->refilled = now_mono();
+	p->refilled = mono_now();
 	p->ca_file = p->opts.ca_file ? xstrdup(p->opts.ca_file) : NULL;
 	p->user_agent = xstrdup(p->opts.user_agent ? p->opts.user_agent : DEFAULT_UA);
 	p->multi = curl_multi_init();

@@ -187,10 +187,7 @@ static void build_env(struct strlist *env, const struct config *cfg, const struc
 
 static long now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long)(mono_now() * 1000);
 }
 
 static void sleep_ms(long ms)

@@ -327,6 +327,19 @@ class Listing(unittest.TestCase):
             self.fake.ctl("DELETE", "/faults")
         self.compare(got, want)
         self.assertIn("retrying", r.stderr)
+        # a persistent failure from the second batch on: the run stops with
+        # the batch sent ahead (the third) still unread, which is dropped
+        self.fake.reset_counters()
+        self.fake.ctl("POST", "/faults", {"service": "ckdatabasews", "path_regex": "/records/query$",
+                                          "action": "503", "retry_after": 0, "nth": 6, "count": 0})
+        try:
+            r = self.icpd("assets", "--listing-parallelism", "4", check=False)
+        finally:
+            self.fake.ctl("DELETE", "/faults")
+        self.assertEqual(r.returncode, 5, r.stderr[-3000:])
+        self.assertIn("after 6 attempts", r.stderr)
+        # second batch 4 + its first page's 5 retries + the third batch 4
+        self.assertEqual(sum(1 for e in self.ck_requests() if e.get("status") == 503), 13)
 
 
 class Errors(unittest.TestCase):

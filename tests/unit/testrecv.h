@@ -137,12 +137,4 @@ static void logcap_stop(struct logcap *l)
 	fclose(l->f);
 }
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 #endif
