@@ -433,8 +433,10 @@ int http_many_start(struct http_multi *hm, struct http_client **clients,
 	int running = 0;
 
 	b->hm = hm;
-	b->clients = xcalloc(n, sizeof(*b->clients));
-	memcpy(b->clients, clients, n * sizeof(*b->clients));
+	b->clients = xcalloc(n, sizeof(struct http_client *));
+	for (size_t i = 0; i < n; i++) {
+		b->clients[i] = clients[i];
+	}
 	b->reqs = reqs;
 	b->resps = resps;
 	b->n = n;
