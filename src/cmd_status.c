@@ -85,41 +85,56 @@ int cmd_status(struct config *cfg)
 	char started[32], finished[32], trust[32];
 	const char *note = NULL;
 	time_t expires = 0;
-	bool have_run;
+	bool have_run = false;
 	int rc;
 
+	memset(&c, 0, sizeof(c));
 	rc = state_find(cfg->cookie_directory, cfg->username, &path);
 	if (rc == ICPD_ENOTFOUND) {
-		rc = error_set(ICPD_ENOTFOUND, "no state database in '%s'", cfg->cookie_directory);
-		error_hint("run 'icpd sync' first, or give the --cookie-directory it used");
+		/* signed in, never synced (right after 'icpd auth'): say so, with
+		 * the session's trust; with no session either, this is most
+		 * likely the wrong folder */
+		trust_info(cfg, &expires, &note);
+		if (note) {
+			rc = error_set(ICPD_ENOTFOUND, "no state database and no session in '%s'",
+				cfg->cookie_directory);
+			error_hint("run 'icpd auth' and 'icpd sync' first, or give the --cookie-directory "
+				   "they used");
+			goto done;
+		}
+		rc = 0;
+	} else if (rc) {
 		goto done;
+	} else {
+		rc = state_open(&st, path);
+		if (rc == 0) {
+			rc = state_counts(st, &c);
+		}
+		if (rc) {
+			goto done;
+		}
+		rc = state_run_last(st, &run);
+		if (rc && rc != ICPD_ENOTFOUND) {
+			goto done;
+		}
+		have_run = rc == 0;
+		rc = 0;
+		trust_info(cfg, &expires, &note);
 	}
-	if (rc) {
-		goto done;
-	}
-	rc = state_open(&st, path);
-	if (rc == 0) {
-		rc = state_counts(st, &c);
-	}
-	if (rc) {
-		goto done;
-	}
-	rc = state_run_last(st, &run);
-	if (rc && rc != ICPD_ENOTFOUND) {
-		goto done;
-	}
-	have_run = rc == 0;
-	rc = 0;
-	trust_info(cfg, &expires, &note);
 	format_time(trust, sizeof(trust), (int64_t)expires);
 	format_time(started, sizeof(started), have_run ? run.started : 0);
 	format_time(finished, sizeof(finished), have_run ? run.finished : 0);
 	if (cfg->json) {
 		printf("{\"database\": ");
-		json_string(path);
-		printf(", \"schema\": %d, \"assets\": %lld, \"files_done\": %lld, "
+		if (st) {
+			json_string(path);
+			printf(", \"schema\": %d", state_schema_version(st));
+		} else {
+			printf("null, \"schema\": null");
+		}
+		printf(", \"assets\": %lld, \"files_done\": %lld, "
 		       "\"files_adopted\": %lld, \"files_failed\": %lld, \"bytes\": %lld, \"runs\": %lld",
-			state_schema_version(st), (long long)c.assets,
+			(long long)c.assets,
 			(long long)c.files[STATE_DONE], (long long)c.files[STATE_ADOPTED],
 			(long long)c.files[STATE_FAILED], (long long)c.bytes, (long long)c.runs);
 		if (have_run) {
@@ -148,7 +163,11 @@ int cmd_status(struct config *cfg)
 		printf("}\n");
 		goto done;
 	}
-	printf("state database: %s (schema %d)\n", path, state_schema_version(st));
+	if (st) {
+		printf("state database: %s (schema %d)\n", path, state_schema_version(st));
+	} else {
+		printf("state database: none yet (no sync has run with this --cookie-directory)\n");
+	}
 	if (have_run) {
 		if (run.finished) {
 			printf("last run: %s to %s, %s (exit %d)\n", started, finished,

@@ -134,6 +134,36 @@ class AuthTest(unittest.TestCase):
             mode = stat.S_IMODE(os.stat(os.path.join(self.cookies, name)).st_mode)
             self.assertEqual(mode & 0o077, 0, "%s has mode %o" % (name, mode))
 
+    def test_status_after_auth_before_any_sync(self):
+        """Right after 'icpd auth' (no sync yet), 'icpd status' shows the
+        session's trust and 'never', exit 0; with no session either (a wrong
+        folder), it is an error that says what to do."""
+        def status(*extra):
+            r = fe.run_icpd(ICPD, ["status", "-u", "device@example.com", "--cookie-directory",
+                                   self.cookies, *extra], "", FAKE.env())
+            r.out = r.stdout.decode("utf-8", "replace")
+            r.err = r.stderr.decode("utf-8", "replace")
+            return r
+
+        r = status()
+        self.code(r, 2)
+        self.assertIn("no state database and no session", r.err)
+        self.assertIn("run 'icpd auth' and 'icpd sync' first", r.err)
+        self.first_signin("device@example.com")
+        r = status()
+        self.ok(r)
+        self.assertIn("state database: none yet", r.out)
+        self.assertIn("last run: never", r.out)
+        self.assertRegex(r.out, r"trusted session: expires about \d{4}-\d\d-\d\d.*\(\d+ days left\)")
+        r = status("--json")
+        self.ok(r)
+        j = json.loads(r.out)
+        self.assertIsNone(j["database"])
+        self.assertIsNone(j["last_run"])
+        self.assertEqual((j["assets"], j["files_done"], j["runs"]), (0, 0, 0))
+        self.assertGreater(j["trust_days_left"], 0)
+        self.assertNotIn("session_note", j)
+
     def test_empty_line_reprints_prompt_and_code_typed_directly(self):
         # someone attached late: empty lines at the password prompt re-print
         # it; a code they already have is sent without a new push
