@@ -475,8 +475,6 @@ static int pool_ensure(struct cloudkit *ck, size_t n)
 }
 
 struct cloudkit_batch {
-	int db;
-	int slot;
 	size_t n;
 	char *url;
 	char *what;
@@ -485,11 +483,12 @@ struct cloudkit_batch {
 	struct http_response *resps;
 	int *errs;
 	struct http_many *inflight;     /* started, not yet waited for */
+	int wait_err;                   /* what waiting for it returned */
 	size_t slot_base;               /* its first client in ck->pool */
 	int session_gen;                /* ck->session_gen when it was sent */
 };
 
-static void batch_free(struct cloudkit_batch *b)
+void cloudkit_batch_cancel(struct cloudkit_batch *b)
 {
 	if (!b) {
 		return;
@@ -508,11 +507,6 @@ static void batch_free(struct cloudkit_batch *b)
 	free(b);
 }
 
-void cloudkit_batch_cancel(struct cloudkit_batch *b)
-{
-	batch_free(b);
-}
-
 int cloudkit_batch_start(struct cloudkit *ck, int slot, int db, const char *op, json_t **bodies,
 	size_t n, struct cloudkit_batch **out)
 {
@@ -521,8 +515,6 @@ int cloudkit_batch_start(struct cloudkit *ck, int slot, int db, const char *op, 
 	int err;
 
 	*out = NULL;
-	b->db = db;
-	b->slot = slot;
 	b->n = n;
 	b->url = op_url(ck, db, op, true);
 	b->what = xasprintf("%s/%s", db ? "shared" : "private", op);
@@ -542,7 +534,7 @@ int cloudkit_batch_start(struct cloudkit *ck, int slot, int db, const char *op, 
 		err = http_multi_new(&ck->multi[slot]);
 	}
 	if (err < 0) {
-		batch_free(b);
+		cloudkit_batch_cancel(b);
 		return err;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -554,7 +546,7 @@ int cloudkit_batch_start(struct cloudkit *ck, int slot, int db, const char *op, 
 	err = http_many_start(ck->multi[slot], ck->pool + (size_t)slot * per, b->reqs, b->resps, n,
 		&b->inflight);
 	if (err < 0) {
-		batch_free(b);
+		cloudkit_batch_cancel(b);
 		return err;
 	}
 	b->slot_base = (size_t)slot * per;
@@ -563,13 +555,13 @@ int cloudkit_batch_start(struct cloudkit *ck, int slot, int db, const char *op, 
 	return 0;
 }
 
-int cloudkit_batch_wait(struct cloudkit *ck, struct cloudkit_batch *b)
+int cloudkit_batch_wait(struct cloudkit_batch *b)
 {
-	struct http_many *m = b->inflight;
-
-	(void)ck;
-	b->inflight = NULL;
-	return m ? http_many_wait(m, b->errs) : 0;
+	if (b->inflight) {
+		b->wait_err = http_many_wait(b->inflight, b->errs);
+		b->inflight = NULL;
+	}
+	return b->wait_err;
 }
 
 int cloudkit_batch_finish(struct cloudkit *ck, struct cloudkit_batch *b,
@@ -578,7 +570,7 @@ int cloudkit_batch_finish(struct cloudkit *ck, struct cloudkit_batch *b,
 	/* a batch sent before the session was validated again had the old
 	 * cookies: its 421s are retried with the new ones, not validated again */
 	bool fresh_session = b->session_gen != ck->session_gen;
-	int err = cloudkit_batch_wait(ck, b);
+	int err = cloudkit_batch_wait(b);
 
 	/* one page at a time: parse, hand over, free, so at most one tree lives */
 	for (size_t i = 0; i < b->n && err == 0; i++) {
@@ -618,7 +610,7 @@ int cloudkit_batch_finish(struct cloudkit *ck, struct cloudkit_batch *b,
 			break;
 		}
 	}
-	batch_free(b);
+	cloudkit_batch_cancel(b);
 	return err;
 }
 

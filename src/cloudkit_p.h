@@ -79,15 +79,15 @@ int cloudkit_post_many(struct cloudkit *ck, int db, const char *op, json_t **bod
  * wire while it decodes this one.  Two batches may be in flight, one per
  * slot (0, 1), each with its own clients and multi handle.
  * cloudkit_batch_start sends what it can and returns; cloudkit_batch_wait
- * receives the answers (no parsing); cloudkit_batch_finish waits if needed,
+ * receives the answers (no parsing; again, it returns what it returned the
+ * first time); cloudkit_batch_finish waits if needed,
  * then classifies, retries and hands over each page as cloudkit_post_many
  * does, and frees b; cloudkit_batch_cancel drops b (its connections too).
  */
 struct cloudkit_batch;
 int cloudkit_batch_start(struct cloudkit *ck, int slot, int db, const char *op, json_t **bodies,
 	size_t n, struct cloudkit_batch **b) __attribute__((warn_unused_result));
-int cloudkit_batch_wait(struct cloudkit *ck, struct cloudkit_batch *b)
-	__attribute__((warn_unused_result));
+int cloudkit_batch_wait(struct cloudkit_batch *b) __attribute__((warn_unused_result));
 int cloudkit_batch_finish(struct cloudkit *ck, struct cloudkit_batch *b,
 	int (*on_page)(void *ctx, size_t i, json_t *resp), void *ctx)
 	__attribute__((warn_unused_result));

@@ -362,9 +362,9 @@ static int fetch_list(struct cloudkit_query *it)
 			return err;
 		}
 	}
-	err = cloudkit_batch_wait(ck, b);
+	err = cloudkit_batch_wait(b);
 	next = it->rank + (int64_t)k * PAGE_PAIRS;
-	if (err == 0 && !it->no_ahead && it->count >= 0 && next < it->count) {
+	if (err == 0 && !it->no_ahead && next < it->count) {
 		size_t kn = batch_pages(it, next);
 
 		if (start_batch(it, next, kn, &it->ahead) == 0) {

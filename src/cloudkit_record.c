@@ -337,25 +337,24 @@ static const struct slot_map movie_slots[] = {
 	{ SIZE_THUMB, "resVidSmall" },
 };
 
+/* key = prefix + suffix, cut at 63 bytes as snprintf would (without its cost) */
+static void field_key(char key[64], const char *prefix, const char *suffix)
+{
+	size_t a = strlen(prefix), b = strlen(suffix);
+
+	a = a < 63 ? a : 63;
+	b = b < 63 - a ? b : 63 - a;
+	memcpy(key, prefix, a);
+	memcpy(key + a, suffix, b);
+	key[a + b] = '\0';
+}
+
 /*
  * Fill one version from rec's <prefix>Res / <prefix>FileType.  Returns 1
  * when rec has no such resource, 0 when filled, -1 when present but
  * unusable: *why says what, and the caller reports it (once, saying whether
  * the version or the whole asset goes).
  */
-/* key = prefix + suffix (prefixes are short field-name stems) */
-static void field_key(char key[64], const char *prefix, const char *suffix)
-{
-	size_t a = strlen(prefix), b = strlen(suffix);
-
-	if (a + b >= 64) {
-		a = b < 63 ? 63 - b : 0;
-		b = 63 - a;
-	}
-	memcpy(key, prefix, a);
-	memcpy(key + a, suffix, b);
-	key[a + b] = '\0';
-}
 
 static int version_from(const json_t *rec, const char *prefix, struct asset_version *v,
 	const char **why)

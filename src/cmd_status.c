@@ -89,12 +89,12 @@ int cmd_status(struct config *cfg)
 	int rc;
 
 	memset(&c, 0, sizeof(c));
+	trust_info(cfg, &expires, &note);
 	rc = state_find(cfg->cookie_directory, cfg->username, &path);
 	if (rc == ICPD_ENOTFOUND) {
 		/* signed in, never synced (right after 'icpd auth'): say so, with
 		 * the session's trust; with no session either, this is most
 		 * likely the wrong folder */
-		trust_info(cfg, &expires, &note);
 		if (note) {
 			rc = error_set(ICPD_ENOTFOUND, "no state database and no session in '%s'",
 				cfg->cookie_directory);
@@ -119,7 +119,6 @@ int cmd_status(struct config *cfg)
 		}
 		have_run = rc == 0;
 		rc = 0;
-		trust_info(cfg, &expires, &note);
 	}
 	format_time(trust, sizeof(trust), (int64_t)expires);
 	format_time(started, sizeof(started), have_run ? run.started : 0);

@@ -56,11 +56,6 @@ struct downloader {
 	int fatal;
 };
 
-double download_now(void)
-{
-	return mono_now();
-}
-
 bool download_looks_like_error_page(const unsigned char *data, size_t n)
 {
 	size_t i = 0;
@@ -366,7 +361,7 @@ static int refresh(struct downloader *d, struct dl *x, double before, bool with_
 {
 	struct download_job *jobs[DOWNLOAD_REFRESH_BATCH];
 	bool fresh[DOWNLOAD_REFRESH_BATCH] = { false };
-	double now = download_now();
+	double now = mono_now();
 	size_t n = 0, got = 0;
 	int rc;
 
@@ -421,7 +416,7 @@ static void retry_or_fail(struct downloader *d, struct dl *x)
 		x->restarts++;
 	}
 	if (x->verdict == V_REFRESH) {
-		double now = download_now();
+		double now = mono_now();
 		int rc;
 
 		if (x->refreshed || !d->o.refresh_urls) {
@@ -466,7 +461,7 @@ static void retry_or_fail(struct downloader *d, struct dl *x)
 	log_info("'%s': %s; retry %d of %d in %.1f s", x->job->path, x->why, x->job->attempts,
 		d->o.max_retries, delay);
 	fsutil_part_abort(&x->part, false);
-	x->not_before = download_now() + delay;
+	x->not_before = mono_now() + delay;
 }
 
 static void start(struct downloader *d, struct dl *x)
@@ -480,7 +475,7 @@ static void start(struct downloader *d, struct dl *x)
 	x->verdict = V_OK;
 	x->why[0] = '\0';
 	x->retry_after = -1;
-	x->started = download_now();
+	x->started = mono_now();
 	if (d->o.refresh_urls && job->listed_at > 0 && x->started >= d->refresh_pause_until &&
 		x->started - job->listed_at > d->o.url_max_age) {
 		/* with it, the waiting URLs past half their life */
@@ -555,7 +550,7 @@ static void handle_result(struct downloader *d, const struct http_pool_result *r
 
 static void maybe_tick(struct downloader *d)
 {
-	double now = download_now();
+	double now = mono_now();
 
 	if (d->tick && now - d->last_tick >= 0.25) {
 		d->last_tick = now;
@@ -568,7 +563,7 @@ int download_run(struct downloader *d, long max_pending)
 	struct http_pool_result res[16];
 
 	while (d->stats.queued > max_pending && !d->fatal) {
-		double now = download_now();
+		double now = mono_now();
 		double next = now + 1.0;
 		int timeout;
 		size_t n = 0;
@@ -604,7 +599,7 @@ int download_run(struct downloader *d, long max_pending)
 				next = x->not_before;
 			}
 		}
-		timeout = (int)((next - download_now()) * 1000) + 1;
+		timeout = (int)((next - mono_now()) * 1000) + 1;
 		if (timeout > 250) {
 			timeout = 250;
 		}

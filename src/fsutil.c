@@ -390,30 +390,33 @@ int fsutil_part_commit(struct fsutil_part *p, const char *final_path, int64_t ex
 	return rc;
 }
 
+/* Let go of what p holds besides its descriptor. */
+static void part_release(struct fsutil_part *p)
+{
+	free(p->path);
+	p->path = NULL;
+	p->size = 0;
+	part_hash_drop(p);
+}
+
 void fsutil_part_abort(struct fsutil_part *p, bool remove)
 {
 	if (p->fd >= 0) {
 		close(p->fd);
 		p->fd = -1;
 	}
-	if (remove && p->path) {
-		unlink(p->path);
-	}
 	if (remove) {
-		free(p->path);
-		p->path = NULL;
-		p->size = 0;
-		part_hash_drop(p);
+		if (p->path) {
+			unlink(p->path);
+		}
+		part_release(p);
 	}
 }
 
 void fsutil_part_forget(struct fsutil_part *p)
 {
 	fsutil_part_abort(p, false);
-	free(p->path);
-	p->path = NULL;
-	p->size = 0;
-	part_hash_drop(p);
+	part_release(p);
 }
 
 static void hex32(const unsigned char *md, char out[65])

@@ -293,7 +293,7 @@ static double parse_retry_after(const char *v)
 
 /*
  * One request in two halves, so http_request (one easy handle) and
- * http_request_many (a curl_multi over several) share them.
+ * http_many_start/http_many_wait (a curl_multi over several) share them.
  */
 struct prepared {
 	struct curl_slist *hdrs;
@@ -384,8 +384,7 @@ int http_request(struct http_client *c, const struct http_request *req, struct h
 }
 
 /* ------------------------------------------------------------------------
- * http_multi / http_request_many: added by the cloudkit helper for parallel
- * listing pages.  Several clients, one curl_multi kept for the run (so its
+ * http_multi / http_many: parallel listing pages.  Several clients, one curl_multi kept for the run (so its
  * connections and TLS sessions are reused between batches), one thread.
  */
 struct http_multi {
@@ -456,11 +455,9 @@ int http_many_start(struct http_multi *hm, struct http_client **clients,
 	return 0;
 }
 
+/* b's handles are already out of the multi */
 static void many_free(struct http_many *b)
 {
-	for (size_t i = 0; i < b->n; i++) {
-		curl_multi_remove_handle(b->hm->m, b->clients[i]->easy);
-	}
 	free(b->clients);
 	free(b->p);
 	free(b->rcs);
@@ -504,7 +501,6 @@ int http_many_wait(struct http_many *b, int *errs)
 	if (err == 0) {
 		error_clear();
 	}
-	b->n = 0; /* handles already removed */
 	many_free(b);
 	return err;
 }
@@ -522,17 +518,7 @@ void http_many_cancel(struct http_many *b)
 		b->p[i].hdrs = NULL;
 		http_response_release(&b->resps[i]);
 	}
-	b->n = 0;
 	many_free(b);
-}
-
-int http_request_many(struct http_multi *hm, struct http_client **clients,
-	const struct http_request *reqs, struct http_response *resps, int *errs, size_t n)
-{
-	struct http_many *b = NULL;
-	int err = http_many_start(hm, clients, reqs, resps, n, &b);
-
-	return err ? err : http_many_wait(b, errs);
 }
 
 int http_cookies_export(struct http_client *c, struct buf *out)

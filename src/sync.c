@@ -325,7 +325,7 @@ static void progress(void *ctx)
 {
 	struct sync *s = ctx;
 	struct download_stats ds;
-	double now = download_now(), el = now - s->t0;
+	double now = mono_now(), el = now - s->t0;
 	double rate;
 	char got[32], rs[32], eta[32] = "";
 
@@ -606,7 +606,7 @@ static int handle_item(struct sync *s, const struct asset *a, const struct plan_
 	job->dl.path = job->abs;
 	job->dl.key = job->key;
 	job->dl.mtime = it->mtime;
-	job->dl.listed_at = download_now();
+	job->dl.listed_at = mono_now();
 	job->next = s->pending;
 	s->pending = job;
 	s->planned_bytes += it->size;
@@ -949,7 +949,7 @@ int sync_run(const struct config *cfg, struct state *st, const struct sync_sourc
 	s.src = src;
 	s.opts = opts;
 	s.rep = rep;
-	s.t0 = s.last_line = download_now();
+	s.t0 = s.last_line = mono_now();
 	s.now = time(NULL);
 	if (!cfg->directory || !*cfg->directory) {
 		error_set(ICPD_EUSAGE, "no directory to sync into");
@@ -1084,7 +1084,7 @@ done:
 	if (!rc && s.fatal) {
 		rc = s.fatal;
 	}
-	rep->seconds = download_now() - s.t0;
+	rep->seconds = mono_now() - s.t0;
 	if (rc == 0 && rep->failed > 0) {
 		long long tried = (long long)rep->failed + (long long)rep->downloaded;
 

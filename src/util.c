@@ -69,7 +69,6 @@ char *xasprintf(const char *fmt, ...)
 	va_list ap;
 	int n;
 	char *p;
-
 	char small[256];
 
 	/* one formatting pass for the common short string, two otherwise */

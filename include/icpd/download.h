@@ -22,7 +22,7 @@ struct download_job {
 	const char *path;       /* final absolute path */
 	const char *key;        /* temp file name, stable across runs (for resume) */
 	int64_t mtime;          /* seconds */
-	double listed_at;       /* download_now() when the URL was listed */
+	double listed_at;       /* mono_now() when the URL was listed */
 	void *ud;
 
 	/* results, valid in the done hook */
@@ -98,9 +98,6 @@ void download_get_stats(const struct downloader *d, struct download_stats *out);
 
 /* Called about every 250 ms while download_run works (progress display). */
 void download_set_tick(struct downloader *d, void (*tick)(void *ctx), void *ctx);
-
-/* Monotonic seconds. */
-double download_now(void);
 
 /* Does this look like an HTML/JSON/XML error body rather than media? */
 bool download_looks_like_error_page(const unsigned char *data, size_t n);

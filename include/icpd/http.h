@@ -61,28 +61,21 @@ int http_request(struct http_client *c, const struct http_request *req,
 	struct http_response *resp) __attribute__((warn_unused_result));
 
 /*
- * Added by the cloudkit helper (parallel listing pages).  An http_multi is
- * one curl_multi kept for the run: connections and TLS sessions are reused
- * between batches.  http_request_many performs n requests at once, request
- * i on clients[i] (all distinct, none in use).  errs[i] gets what
- * http_request would have returned for it (its message only reaches the
- * log: error_set() is global, the caller sets one).  Returns 0, or
- * ICPD_ENET when the multi handle itself failed.
+ * Several requests at once (parallel listing pages).  An http_multi is one
+ * curl_multi kept for the run: connections and TLS sessions are reused
+ * between batches.  http_many_start adds n requests to m, request i on
+ * clients[i] (all distinct, none in use), and sends what it can without
+ * waiting, so the caller can work while the server does; http_many_wait
+ * completes them and frees b: errs[i] gets what http_request would have
+ * returned for request i (its message only reaches the log: error_set() is
+ * global, the caller sets one); it returns 0, or ICPD_ENET when the multi
+ * handle itself failed.  http_many_cancel abandons them (their connections
+ * are closed, resps released) and frees b.  reqs (with their bodies) and
+ * resps must stay valid until then, and nothing else may use m meanwhile.
  */
 struct http_multi;
 int http_multi_new(struct http_multi **out) __attribute__((warn_unused_result));
 void http_multi_free(struct http_multi *m);
-int http_request_many(struct http_multi *m, struct http_client **clients,
-	const struct http_request *reqs, struct http_response *resps, int *errs, size_t n)
-	__attribute__((warn_unused_result));
-/*
- * http_request_many in two halves, so the caller can work while the server
- * does: http_many_start adds the requests to m and sends what it can
- * without waiting; http_many_wait completes them (as http_request_many)
- * and frees *b; http_many_cancel abandons them (their connections are
- * closed, resps released) and frees *b.  reqs (with their bodies) and
- * resps must stay valid until then, and nothing else may use m meanwhile.
- */
 struct http_many;
 int http_many_start(struct http_multi *m, struct http_client **clients,
 	const struct http_request *reqs, struct http_response *resps, size_t n,

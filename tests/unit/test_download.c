@@ -20,6 +20,7 @@
 #include "icpd/error.h"
 #include "icpd/fsutil.h"
 #include "icpd/http.h"
+#include "icpd/util.h"
 
 #include "testhttpd.h"
 
@@ -397,13 +398,13 @@ START_TEST(test_429_retry_after)
 	struct result r = { 0 };
 	struct download_options o;
 	struct download_job job;
-	double t0 = download_now();
+	double t0 = mono_now();
 
 	options(&o, &r);
 	run_one("/429/5000", 5000, "IMG_T.JPG", &r, &o, &job);
 	ck_assert_int_eq(r.err[0], 0);
 	ck_assert_int_eq(r.attempts[0], 2);
-	ck_assert(download_now() - t0 >= 0.9); /* Retry-After: 1 was honoured */
+	ck_assert(mono_now() - t0 >= 0.9); /* Retry-After: 1 was honoured */
 	check_file(job.path, 5000);
 	free((char *)job.url);
 	free_job(&job);
@@ -524,7 +525,7 @@ START_TEST(test_refused_url_refreshes_the_queue_at_once)
 	 * listed before it was tried, in one call */
 	options(&o, &r);
 	o.threads = 1;
-	run_stale(&r, &o, 5, download_now(), &st);
+	run_stale(&r, &o, 5, mono_now(), &st);
 	ck_assert_int_eq(r.refresh_calls, 1);
 	ck_assert_uint_eq(r.refresh_n[0], 5);
 	ck_assert_int_eq(hits[3], 1);
@@ -544,7 +545,7 @@ START_TEST(test_refused_in_flight_share_one_lookup)
 	 * that came meanwhile, without a lookup of their own */
 	options(&o, &r);
 	o.threads = 4;
-	run_stale(&r, &o, 6, download_now(), &st);
+	run_stale(&r, &o, 6, mono_now(), &st);
 	ck_assert_int_eq(r.refresh_calls, 1);
 	ck_assert_uint_eq(r.refresh_n[0], 6);
 	ck_assert_int_eq(hits[3], 4);
@@ -562,7 +563,7 @@ START_TEST(test_failed_lookup_is_asked_again_later)
 	options(&o, &r);
 	o.threads = 1;
 	r.refresh_fail = 1;
-	run_stale(&r, &o, 3, download_now(), &st);
+	run_stale(&r, &o, 3, mono_now(), &st);
 	ck_assert_int_eq(r.refresh_calls, 2);
 	ck_assert_uint_eq(r.refresh_n[1], 3);
 	ck_assert_int_eq(st.refreshed, 3);
@@ -579,7 +580,7 @@ START_TEST(test_old_listing_refreshed_before_the_first_try)
 	 * all in the first call, and no stale URL is ever sent */
 	options(&o, &r);
 	o.url_max_age = 0.5;
-	run_stale(&r, &o, 6, download_now() - 1.0, &st);
+	run_stale(&r, &o, 6, mono_now() - 1.0, &st);
 	ck_assert_int_eq(r.refresh_calls, 1);
 	ck_assert_uint_eq(r.refresh_n[0], 6);
 	ck_assert_int_eq(hits[3], 0);
@@ -647,9 +648,9 @@ START_TEST(test_bandwidth_limit)
 		jobs[i].ud = (void *)i;
 		download_add(d, &jobs[i]);
 	}
-	t0 = download_now();
+	t0 = mono_now();
 	ck_assert_int_eq(download_run(d, 0), 0);
-	took = download_now() - t0;
+	took = mono_now() - t0;
 	download_free(d);
 	/* 300 kB at 100 kB/s (minus a quarter second of burst): about 2.75 s;
 	 * unlimited it takes milliseconds */
