@@ -301,6 +301,24 @@ def user_of(name):
     return "bench-%s@example.com" % name
 
 
+def one_run(a, t, kind, user, out, fake, logf):
+    """One measured run of tool t (a fresh folder and state for listings and downloads), with
+    the fake's CPU and request counts over it.  Returns (measures, argv); argv may hold the
+    tool's password (icloudpd's --password): report it through shown() only."""
+    if kind in ("list", "download"):
+        t.forget_state(user)
+        shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out, exist_ok=True)
+    argv = t.argv(kind, user, out)
+    fake.reset()
+    fcpu0 = fake.cpu()
+    m = measure(argv, t.env(), logf, kill_at=a.kill_at)
+    m["fake_cpu"] = fake.cpu() - fcpu0
+    m["requests"] = fake.counts()
+    m["files"] = count_files(out)
+    return m, argv
+
+
 def run_scenario(a, name, tools, fake, results):
     title, sizes, kind = SCENARIOS[name]
     n = sizes[1] if a.quick else sizes[0]
@@ -340,17 +358,9 @@ def run_scenario(a, name, tools, fake, results):
         for t in tools:
             if a.stop_at and time.time() > a.stop_at:
                 break
-            out = outs[t.name]
-            t.forget_state(user)
-            shutil.rmtree(out, ignore_errors=True)
-            os.makedirs(out, exist_ok=True)
-            fake.reset()
-            fcpu0 = fake.cpu()
             log("%s: warm-up: %s lists the %d-asset library once (not timed in the table)" % (name, t.name, n))
-            m = measure(t.argv(kind, user, out), t.env(), os.path.join(a.work, "%s-%s-warmup.log" % (name, t.name)),
-                        kill_at=a.kill_at)
-            m["fake_cpu"] = fake.cpu() - fcpu0
-            m["requests"] = fake.counts()
+            m, _ = one_run(a, t, kind, user, outs[t.name], fake,
+                           os.path.join(a.work, "%s-%s-warmup.log" % (name, t.name)))
             sc["warmup"][t.name] = m
             log("%s %s warm-up: %.2f s wall, %.2f s cpu, rc %d, fake cpu %.1f s" %
                 (name, t.name, m["wall"], m["cpu"], m["rc"], m["fake_cpu"]))
@@ -366,20 +376,9 @@ def run_scenario(a, name, tools, fake, results):
             log("%s: past --stop-at, skipping rounds %d.." % (name, r))
             break
         for t in tools:
-            out = outs[t.name]
-            if kind in ("list", "download"):
-                t.forget_state(user)
-                shutil.rmtree(out, ignore_errors=True)
-            os.makedirs(out, exist_ok=True)
-            argv = t.argv(kind, user, out)
-            sc["commands"][t.name] = shown(argv)
-            fake.reset()
-            fcpu0 = fake.cpu()
             logf = os.path.join(a.work, "%s-%s-%d.log" % (name, t.name, r))
-            m = measure(argv, t.env(), logf, kill_at=a.kill_at)
-            m["fake_cpu"] = fake.cpu() - fcpu0
-            m["requests"] = fake.counts()
-            m["files"] = count_files(out)
+            m, argv = one_run(a, t, kind, user, outs[t.name], fake, logf)
+            sc["commands"][t.name] = shown(argv)
             m["tool"], m["round"] = t.name, r
             sc["runs"].append(m)
             log("%s %s round %d: %.2f s wall, %.2f s cpu, %.1f MB rss (tree %.1f), %d requests "

@@ -600,10 +600,17 @@ class CloudKitService:
                    _b64url(base64.b64encode(hashlib.md5(fc.encode()).digest()).decode().rstrip("=")),
                    str(uuid.UUID(bytes=hashlib.md5(ref.encode()).digest())), urllib.parse.quote(z.name), sig))
 
+    @staticmethod
+    def _sign_prefix(path):
+        """The signed message up to the expiry: the path (braces as sent) and '|'."""
+        return (path.replace("$%7Bf%7D", "${f}") + "|").encode()
+
+    def _signature(self, msg):
+        """s= of a URL: HMAC-SHA256 of msg, 20 bytes, base64url without padding."""
+        return base64.urlsafe_b64encode(hmac.digest(self.sign_key, msg, "sha256")[:20]).rstrip(b"=")
+
     def _sign(self, path, e):
-        p = path.replace("$%7Bf%7D", "${f}")
-        return base64.urlsafe_b64encode(hmac.new(self.sign_key, ("%s|%d" % (p, e)).encode(),
-                                                 hashlib.sha256).digest()[:20]).decode().rstrip("=")
+        return self._signature(self._sign_prefix(path) + b"%d" % e).decode()
 
     # ------------------------------------------------------------ render cache
     # Opt-in (server --render-cache, or render_cache=True): each record's
@@ -650,12 +657,15 @@ class CloudKitService:
             self._rc_clear()
             self._rc_stamp = stamp
 
+    def _render(self, kind, x, desired):
+        return self.render_master(x, desired) if kind == "m" else self.render_asset(x, desired)
+
     def _rc_build(self, kind, x, desired):
         """Template (parts, msgs) of one record, or None: parts are the
         static bytes, 2 per URL + 1; msgs the HMAC message prefix per URL."""
         self._rc_marks = marks = []
         try:
-            rec = self.render_master(x, desired) if kind == "m" else self.render_asset(x, desired)
+            rec = self._render(kind, x, desired)
         finally:
             self._rc_marks = None
         text = json.dumps(rec, separators=(",", ":"))
@@ -676,7 +686,7 @@ class CloudKitService:
             parts.append(text[pos:me.start()].encode())
             parts.append(text[me.end():ms.start()].encode())
             pos = ms.end()
-            msgs.append((marks[i].replace("$%7Bf%7D", "${f}") + "|").encode())
+            msgs.append(self._sign_prefix(marks[i]))
         parts.append(text[pos:].encode())
         return parts, msgs
 
@@ -686,9 +696,7 @@ class CloudKitService:
         self._rc_valid()
         stats = self.render_cache_stats
         eb = b"%d" % (int(self.lib.now() / 1000) + self.url_skew + URL_TTL)
-        key = self.sign_key
-        digest = hmac.digest
-        b64 = base64.urlsafe_b64encode
+        signature = self._signature
         out = []
         add = out.append
         first = True
@@ -709,8 +717,7 @@ class CloudKitService:
                 stats["hits"] += 1
             if not t:
                 stats["fallbacks"] += 1
-                rec = self.render_master(x, desired) if kind == "m" else self.render_asset(x, desired)
-                add(json.dumps(rec, separators=(",", ":")).encode())
+                add(json.dumps(self._render(kind, x, desired), separators=(",", ":")).encode())
                 continue
             parts, msgs = t
             add(parts[0])
@@ -718,7 +725,7 @@ class CloudKitService:
             for m in msgs:
                 add(eb)
                 add(parts[j])
-                add(b64(digest(key, m + eb, "sha256")[:20]).rstrip(b"="))
+                add(signature(m + eb))
                 add(parts[j + 1])
                 j += 2
         return b"".join(out)

@@ -66,10 +66,7 @@ class Response:
 
 
 def json_response(obj, status: int = 200, headers=()) -> Response:
-    body = json.dumps(obj, separators=(",", ":")).encode("utf-8")
-    hdrs = [("Content-Type", "application/json;charset=UTF-8")]
-    hdrs.extend(headers)
-    return Response(status=status, headers=hdrs, body=body)
+    return json_bytes_response(json.dumps(obj, separators=(",", ":")).encode("utf-8"), status, headers)
 
 
 def json_bytes_response(body: bytes, status: int = 200, headers=()) -> Response:
